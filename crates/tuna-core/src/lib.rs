@@ -1,0 +1,12 @@
+//! Errors, devices, seeded randomness and small file utilities shared by every tuna crate.
+
+#[cfg(feature = "candle")]
+pub mod device;
+pub mod error;
+pub mod fsutil;
+pub mod rng;
+
+#[cfg(feature = "candle")]
+pub use device::pick_device;
+pub use error::{Error, Result};
+pub use rng::Rng;

@@ -1,0 +1,319 @@
+//! GGUF files (llama.cpp's format) for Llama-family models: the one choke point where GGUF
+//! tensor names become Hugging Face keys, quantised weights become f32, the Q/K rows are
+//! un-permuted, and the embedded vocabulary becomes a `tokenizers` tokenizer.
+
+use crate::llama::LlamaConfig;
+use crate::tokenizer::TextTokenizer;
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
+use tuna_core::{Error, Result};
+
+/// A Llama-family model read from GGUF: config, f32 weights under HF names, tokenizer.
+pub struct GgufModel {
+    pub config: LlamaConfig,
+    pub tensors: HashMap<String, Tensor>,
+    pub tokenizer: TextTokenizer,
+}
+
+/// Reads `path`, dequantising every tensor to f32 on `device`.
+pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = Content::read(&mut file)
+        .map_err(|e| Error::bad_file(path, format!("not a readable GGUF file: {e}")))?;
+    let meta = Meta {
+        map: &content.metadata,
+        path,
+    };
+    let arch = meta.string("general.architecture")?;
+    if arch != "llama" && arch != "qwen2" {
+        return Err(Error::bad_file(
+            path,
+            format!("GGUF architecture `{arch}` is not supported (llama, qwen2 are)"),
+        ));
+    }
+    let tokenizer = build_tokenizer(&meta)?;
+    let config = build_config(&meta, &arch, tokenizer.vocab_size(), &content)?;
+    let mut tensors = HashMap::new();
+    for name in content.tensor_infos.keys() {
+        let hf = hf_name(name).ok_or_else(|| {
+            Error::bad_file(path, format!("unexpected tensor `{name}` in a {arch} GGUF"))
+        })?;
+        let q = content.tensor(&mut file, name, device)?;
+        let mut t = q.dequantize(device)?;
+        // llama.cpp permutes Q/K rows for its interleaved rotary only for `llama` (Qwen2 is
+        // stored with the half-split layout already).
+        if arch == "llama" && name.contains(".attn_q.") {
+            t = unpermute(&t, config.num_attention_heads)?;
+        } else if arch == "llama" && name.contains(".attn_k.") {
+            t = unpermute(&t, config.kv_heads())?;
+        }
+        tensors.insert(hf, t);
+    }
+    Ok(GgufModel {
+        config,
+        tensors,
+        tokenizer,
+    })
+}
+
+/// GGUF tensor name -> Hugging Face key (`blk.3.attn_q.weight` -> `model.layers.3.self_attn.q_proj.weight`).
+pub fn hf_name(gguf: &str) -> Option<String> {
+    let fixed = match gguf {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let (part, kind) = rest.rsplit_once('.')?;
+    let module = match part {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{module}.{kind}"))
+}
+
+/// Undoes llama.cpp's Q/K row permutation (interleaved rotary layout -> half-split layout):
+/// `w.reshape(n_head, rows/n_head/2, 2, cols).swapaxes(1, 2).reshape(rows, cols)`.
+/// Biases (1-D) are permuted the same way.
+pub fn unpermute(w: &Tensor, n_head: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let rows = dims[0];
+    let cols = dims.get(1).copied().unwrap_or(1);
+    let half = rows / n_head / 2;
+    Ok(w.reshape((n_head, half, 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// llama.cpp's permutation, the inverse of [`unpermute`] (used to write GGUF test files):
+/// `w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2).reshape(rows, cols)`.
+pub fn permute(w: &Tensor, n_head: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let rows = dims[0];
+    let cols = dims.get(1).copied().unwrap_or(1);
+    let half = rows / n_head / 2;
+    Ok(w.reshape((n_head, 2, half, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// Typed access to GGUF metadata with errors that name the file and key.
+struct Meta<'a> {
+    map: &'a HashMap<String, Value>,
+    path: &'a Path,
+}
+
+impl Meta<'_> {
+    fn get(&self, key: &str) -> Result<&Value> {
+        self.map
+            .get(key)
+            .ok_or_else(|| Error::bad_file(self.path, format!("GGUF metadata has no `{key}`")))
+    }
+    fn bad(&self, key: &str, e: candle_core::Error) -> Error {
+        Error::bad_file(self.path, format!("GGUF metadata `{key}`: {e}"))
+    }
+    fn string(&self, key: &str) -> Result<String> {
+        Ok(self
+            .get(key)?
+            .to_string()
+            .map_err(|e| self.bad(key, e))?
+            .clone())
+    }
+    fn usize(&self, key: &str) -> Result<usize> {
+        let v = self.get(key)?;
+        let n = v
+            .to_u32()
+            .map(u64::from)
+            .or_else(|_| v.to_u64())
+            .or_else(|_| v.to_i32().map(|x| x.max(0) as u64))
+            .map_err(|e| self.bad(key, e))?;
+        Ok(n as usize)
+    }
+    fn f64(&self, key: &str) -> Result<f64> {
+        let v = self.get(key)?;
+        v.to_f32()
+            .map(f64::from)
+            .or_else(|_| v.to_f64())
+            .map_err(|e| self.bad(key, e))
+    }
+    fn opt_usize(&self, key: &str) -> Option<usize> {
+        self.map
+            .contains_key(key)
+            .then(|| self.usize(key).ok())
+            .flatten()
+    }
+    fn strings(&self, key: &str) -> Result<Vec<String>> {
+        self.get(key)?
+            .to_vec()
+            .map_err(|e| self.bad(key, e))?
+            .iter()
+            .map(|v| v.to_string().cloned().map_err(|e| self.bad(key, e)))
+            .collect()
+    }
+}
+
+fn build_config(meta: &Meta, arch: &str, vocab: usize, content: &Content) -> Result<LlamaConfig> {
+    let k = |s: &str| format!("{arch}.{s}");
+    let n_heads = meta.usize(&k("attention.head_count"))?;
+    Ok(LlamaConfig {
+        vocab_size: vocab,
+        hidden_size: meta.usize(&k("embedding_length"))?,
+        intermediate_size: meta.usize(&k("feed_forward_length"))?,
+        num_hidden_layers: meta.usize(&k("block_count"))?,
+        num_attention_heads: n_heads,
+        num_key_value_heads: Some(
+            meta.opt_usize(&k("attention.head_count_kv"))
+                .unwrap_or(n_heads),
+        ),
+        head_dim: meta.opt_usize(&k("attention.key_length")),
+        hidden_act: tuna_nn::Activation::Silu,
+        max_position_embeddings: meta.usize(&k("context_length"))?,
+        rms_norm_eps: meta.f64(&k("attention.layer_norm_rms_epsilon"))?,
+        rope_theta: meta.f64(&k("rope.freq_base")).unwrap_or(10000.0),
+        tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
+        attention_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
+        bos_token_id: meta
+            .opt_usize("tokenizer.ggml.bos_token_id")
+            .map(|x| x as u32),
+        eos_token_id: meta
+            .opt_usize("tokenizer.ggml.eos_token_id")
+            .map(|x| x as u32),
+    })
+}
+
+/// GGUF token types (llama.cpp's `llama_token_type`).
+const TOKEN_CONTROL: i32 = 3;
+const TOKEN_USER_DEFINED: i32 = 4;
+
+/// Builds the byte-level BPE tokenizer of a `gpt2`-type GGUF vocabulary.
+fn build_tokenizer(meta: &Meta) -> Result<TextTokenizer> {
+    let model = meta.string("tokenizer.ggml.model")?;
+    if model != "gpt2" {
+        return Err(Error::bad_file(
+            meta.path,
+            format!(
+                "GGUF tokenizer model `{model}` is not supported yet (byte-level BPE `gpt2` is)"
+            ),
+        ));
+    }
+    let tokens = meta.strings("tokenizer.ggml.tokens")?;
+    let merges = meta
+        .strings("tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| Error::bad_file(meta.path, format!("bad BPE merge `{m}`")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| Error::bad_file(meta.path, format!("cannot build BPE: {e}")))?;
+    let mut tok = Tokenizer::new(bpe);
+    let byte_level = ByteLevel::new(false, true, true);
+    let pre = meta.string("tokenizer.ggml.pre").unwrap_or_default();
+    let pre_tok: PreTokenizerWrapper = if pre == "smollm" {
+        // llama.cpp's "smollm" splits every digit before the GPT-2 pattern.
+        Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+    } else {
+        byte_level.into()
+    };
+    tok.with_pre_tokenizer(Some(pre_tok));
+    tok.with_decoder(Some(ByteLevel::default()));
+    let types: Vec<i32> = match meta.map.get("tokenizer.ggml.token_type") {
+        Some(v) => v
+            .to_vec()
+            .map_err(|e| meta.bad("tokenizer.ggml.token_type", e))?
+            .iter()
+            .map(|x| x.to_i32().unwrap_or(1))
+            .collect(),
+        None => vec![],
+    };
+    let specials: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&types)
+        .filter(|(_, &ty)| ty == TOKEN_CONTROL || ty == TOKEN_USER_DEFINED)
+        .map(|(t, _)| AddedToken::from(t.clone(), true))
+        .collect();
+    tok.add_special_tokens(specials)
+        .map_err(|e| Error::bad_file(meta.path, format!("cannot add special tokens: {e}")))?;
+    let id = |k: &str| meta.opt_usize(k).map(|x| x as u32);
+    let mut out = TextTokenizer::new(
+        tok,
+        id("tokenizer.ggml.bos_token_id"),
+        id("tokenizer.ggml.eos_token_id"),
+    );
+    if let Some(p) = id("tokenizer.ggml.padding_token_id") {
+        out.pad_id = p;
+    }
+    out.add_bos = meta
+        .map
+        .get("tokenizer.ggml.add_bos_token")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(false);
+    out.chat_template = meta.string("tokenizer.chat_template").ok();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_hf_keys() {
+        assert_eq!(
+            hf_name("blk.12.attn_q.weight").unwrap(),
+            "model.layers.12.self_attn.q_proj.weight"
+        );
+        assert_eq!(
+            hf_name("blk.0.ffn_norm.weight").unwrap(),
+            "model.layers.0.post_attention_layernorm.weight"
+        );
+        assert_eq!(
+            hf_name("token_embd.weight").unwrap(),
+            "model.embed_tokens.weight"
+        );
+        assert!(hf_name("blk.0.weird.weight").is_none());
+    }
+
+    #[test]
+    fn permute_round_trips_and_matches_llama_cpp() -> Result<()> {
+        let dev = Device::Cpu;
+        // 2 heads of size 4 -> 8 rows, 1 column: rows 0..8.
+        let w = Tensor::arange(0f32, 8., &dev)?.reshape((8, 1))?;
+        let p: Vec<f32> = permute(&w, 2)?.flatten_all()?.to_vec1()?;
+        // numpy: w.reshape(2, 2, 2, 1).swapaxes(1, 2).reshape(8, 1) -> [0, 2, 1, 3, 4, 6, 5, 7]
+        assert_eq!(p, vec![0., 2., 1., 3., 4., 6., 5., 7.]);
+        let back: Vec<f32> = unpermute(&permute(&w, 2)?, 2)?.flatten_all()?.to_vec1()?;
+        assert_eq!(back, (0..8).map(|x| x as f32).collect::<Vec<_>>());
+        Ok(())
+    }
+}

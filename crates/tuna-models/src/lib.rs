@@ -1,0 +1,15 @@
+//! Model families for tuna, written for training as well as inference: BERT-style encoders
+//! ([`bert`]) and Llama-style decoders ([`llama`]), loaded from Hugging Face directories or GGUF
+//! files ([`gguf`]) through one entry point, [`load_model`].
+
+pub mod bert;
+pub mod ctx;
+pub mod gguf;
+pub mod llama;
+pub mod registry;
+pub mod testing;
+pub mod tokenizer;
+
+pub use ctx::Ctx;
+pub use registry::{load_model, Family, Model, ModelInfo, Network};
+pub use tokenizer::{Batch, TextTokenizer};

@@ -1,0 +1,269 @@
+//! Loading any supported model from a path: a Hugging Face directory (BERT, DistilBERT, Llama,
+//! Qwen2) or a GGUF file (Llama, Qwen2), with its tokenizer.
+
+use crate::bert::{Bert, BertConfig, DistilBertConfig, Flavor};
+use crate::ctx::Ctx;
+use crate::gguf::load_gguf;
+use crate::llama::{Llama, LlamaConfig};
+use crate::tokenizer::{Batch, TextTokenizer};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tuna_core::{fsutil, Error, Result};
+use tuna_nn::Pooling;
+
+/// The architecture family of a loaded model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Bidirectional encoders (BERT, MiniLM, DistilBERT).
+    Bert,
+    /// Causal decoders (Llama, SmolLM2, Qwen2).
+    Llama,
+}
+
+impl Family {
+    /// The pooling that suits the family when the user names none.
+    pub fn default_pooling(self) -> Pooling {
+        match self {
+            Family::Bert => Pooling::Mean,
+            Family::Llama => Pooling::Last,
+        }
+    }
+
+    /// Default LoRA target modules, by Hugging Face module name.
+    pub fn default_lora_targets(self) -> &'static [&'static str] {
+        match self {
+            Family::Bert => &["query", "value"],
+            Family::Llama => &["q_proj", "v_proj"],
+        }
+    }
+}
+
+/// The network of a loaded model.
+pub enum Network {
+    Bert(Bert),
+    Llama(Llama),
+}
+
+/// Facts about a loaded model, for logs and run records.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Where it was loaded from.
+    pub source: PathBuf,
+    pub family: Family,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub vocab_size: usize,
+    /// Longest input in tokens.
+    pub max_positions: usize,
+    /// Number of weights (all frozen unless a method makes some trainable).
+    pub parameters: usize,
+}
+
+/// A model ready to run: network, tokenizer, facts.
+pub struct Model {
+    pub network: Network,
+    pub tokenizer: TextTokenizer,
+    pub info: ModelInfo,
+    pub device: Device,
+}
+
+impl Model {
+    /// Last hidden states (B, T, H) for a padded batch.
+    pub fn hidden_states(&self, batch: &Batch) -> Result<Tensor> {
+        let mut ctx = Ctx::with_mask(&batch.mask);
+        Ok(match &self.network {
+            Network::Bert(m) => m.forward(&batch.ids, Some(&batch.type_ids), &mut ctx)?,
+            Network::Llama(m) => m.forward(&batch.ids, &mut ctx)?,
+        })
+    }
+
+    /// Pooled embeddings (B, H) of `texts`, each truncated to `max_len` tokens.
+    pub fn embed_texts(&self, texts: &[&str], pooling: Pooling, max_len: usize) -> Result<Tensor> {
+        let batch =
+            self.tokenizer
+                .batch(texts, max_len.min(self.info.max_positions), &self.device)?;
+        let hidden = self.hidden_states(&batch)?;
+        Ok(pooling.pool(&hidden, &batch.mask)?)
+    }
+}
+
+/// Loads a model from a local path: a directory with `config.json` (+ safetensors and
+/// `tokenizer.json`) or a `.gguf` file.
+pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
+    if !path.exists() {
+        return Err(Error::Invalid(format!(
+            "model `{}` not found: give a Hugging Face model directory or a .gguf file",
+            path.display()
+        )));
+    }
+    if path.is_file() {
+        return load_gguf_model(path, device);
+    }
+    let config_path = path.join("config.json");
+    let raw: serde_json::Value = fsutil::read_json(&config_path)?;
+    let model_type = raw
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let model_type = model_type.as_str();
+    let parse = |what: &str, e: serde_json::Error| {
+        Error::bad_file(&config_path, format!("not a valid {what} config: {e}"))
+    };
+    const SUPPORTED: [&str; 5] = ["bert", "distilbert", "llama", "qwen2", "mistral"];
+    if !SUPPORTED.contains(&model_type) {
+        return Err(Error::bad_file(
+            &config_path,
+            format!(
+                "model_type `{model_type}` is not supported (supported: {})",
+                SUPPORTED.join(", ")
+            ),
+        ));
+    }
+    let weights = safetensors_files(path)?;
+    // SAFETY: the files are memory-mapped read-only; tuna never writes to model files.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, device)? };
+    let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
+    let (network, info) = match model_type {
+        "bert" | "distilbert" => {
+            let cfg: BertConfig = if model_type == "bert" {
+                serde_json::from_value(raw.clone()).map_err(|e| parse("BERT", e))?
+            } else {
+                let d: DistilBertConfig =
+                    serde_json::from_value(raw.clone()).map_err(|e| parse("DistilBERT", e))?;
+                d.into()
+            };
+            debug_assert!(model_type != "distilbert" || cfg.flavor == Flavor::DistilBert);
+            let info = info_of(
+                path,
+                Family::Bert,
+                cfg.hidden_size,
+                cfg.num_hidden_layers,
+                cfg.vocab_size,
+                cfg.max_position_embeddings,
+            );
+            (Network::Bert(Bert::load(&cfg, vb)?), info)
+        }
+        "llama" | "qwen2" | "mistral" => {
+            let mut cfg: LlamaConfig =
+                serde_json::from_value(raw.clone()).map_err(|e| parse("Llama", e))?;
+            cfg.attention_bias |= model_type == "qwen2";
+            let info = info_of(
+                path,
+                Family::Llama,
+                cfg.hidden_size,
+                cfg.num_hidden_layers,
+                cfg.vocab_size,
+                cfg.max_position_embeddings,
+            );
+            (Network::Llama(Llama::load(&cfg, vb)?), info)
+        }
+        _ => unreachable!("model_type checked against SUPPORTED above"),
+    };
+    finish(network, tokenizer, info, path, &weights, device)
+}
+
+fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
+    let g = load_gguf(path, device)?;
+    let c = &g.config;
+    let info = info_of(
+        path,
+        Family::Llama,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.vocab_size,
+        c.max_position_embeddings,
+    );
+    let vb = VarBuilder::from_tensors(g.tensors, DType::F32, device);
+    let network = Network::Llama(Llama::load(&g.config, vb)?);
+    finish(
+        network,
+        g.tokenizer,
+        info,
+        path,
+        &[path.to_path_buf()],
+        device,
+    )
+}
+
+fn finish(
+    network: Network,
+    tokenizer: TextTokenizer,
+    mut info: ModelInfo,
+    path: &Path,
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<Model> {
+    info.parameters = count_parameters(files)?;
+    tracing::info!(path = %path.display(), family = ?info.family, params = info.parameters, "model loaded");
+    Ok(Model {
+        network,
+        tokenizer,
+        info,
+        device: device.clone(),
+    })
+}
+
+fn info_of(
+    path: &Path,
+    family: Family,
+    hidden: usize,
+    layers: usize,
+    vocab: usize,
+    max_pos: usize,
+) -> ModelInfo {
+    ModelInfo {
+        source: path.to_path_buf(),
+        family,
+        hidden_size: hidden,
+        num_layers: layers,
+        vocab_size: vocab,
+        max_positions: max_pos,
+        parameters: 0,
+    }
+}
+
+/// The safetensors files of a model directory (one file or shards).
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::bad_file(
+            dir,
+            "no .safetensors weights in this model directory (PyTorch .bin files are not read; convert them with safetensors)",
+        ));
+    }
+    Ok(files)
+}
+
+/// Counts weights from file headers (safetensors) or tensor infos (GGUF), without loading.
+fn count_parameters(files: &[PathBuf]) -> Result<usize> {
+    let mut total = 0;
+    for f in files {
+        if f.extension().is_some_and(|x| x == "gguf") {
+            let mut r = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
+            let c = candle_core::quantized::gguf_file::Content::read(&mut r)?;
+            total += c
+                .tensor_infos
+                .values()
+                .map(|t| t.shape.elem_count())
+                .sum::<usize>();
+        } else {
+            let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f)? };
+            total += st
+                .tensors()
+                .iter()
+                .filter(|(name, _)| !name.ends_with("position_ids"))
+                .map(|(_, v)| v.shape().iter().product::<usize>())
+                .sum::<usize>();
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,177 @@
+//! Text to padded id batches, around a Hugging Face `tokenizers` tokenizer.
+//!
+//! The tokenizer's own padding and truncation settings are switched off at load (MiniLM's
+//! `tokenizer.json` pads everything to 128 tokens); batches are padded here, on the right, to the
+//! longest sequence of the batch, with an attention mask.
+
+use candle_core::{Device, Tensor};
+use std::path::Path;
+use tokenizers::Tokenizer;
+use tuna_core::{Error, Result};
+
+/// A tokenizer with the special-token facts a model needs.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    /// Id used for padding.
+    pub pad_id: u32,
+    /// Beginning-of-sequence id, if the model has one.
+    pub bos_id: Option<u32>,
+    /// End-of-sequence id, if the model has one.
+    pub eos_id: Option<u32>,
+    /// Prepend `bos_id` to every encoded text (GGUF `add_bos_token`); tokenizer.json files carry
+    /// their own post-processor instead.
+    pub add_bos: bool,
+    /// The model's chat template (Jinja), when the checkpoint ships one.
+    pub chat_template: Option<String>,
+}
+
+/// One padded batch: `ids`, `mask` (1 = token, 0 = padding) and `type_ids`, all (B, T) u32.
+pub struct Batch {
+    pub ids: Tensor,
+    pub mask: Tensor,
+    pub type_ids: Tensor,
+    /// Real length of each sequence.
+    pub lengths: Vec<usize>,
+}
+
+impl TextTokenizer {
+    /// Wraps a tokenizer, disabling its own padding and truncation.
+    pub fn new(mut inner: Tokenizer, bos_id: Option<u32>, eos_id: Option<u32>) -> Self {
+        inner.with_padding(None);
+        // Removing truncation cannot fail.
+        let _ = inner.with_truncation(None);
+        let pad_id = ["[PAD]", "<pad>", "<|padding|>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t))
+            .or(eos_id)
+            .unwrap_or(0);
+        Self {
+            inner,
+            pad_id,
+            bos_id,
+            eos_id,
+            add_bos: false,
+            chat_template: None,
+        }
+    }
+
+    /// Loads `tokenizer.json` from a model directory.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::bad_file(path, format!("cannot load tokenizer: {e}")))?;
+        let pad = inner.get_padding().map(|p| p.pad_id);
+        let mut t = Self::new(inner, None, None);
+        if let Some(p) = pad {
+            t.pad_id = p;
+        }
+        Ok(t)
+    }
+
+    /// The wrapped tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Token ids of one text, with the model's special tokens, truncated to `max_len`.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, true)
+            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        if self.add_bos {
+            if let Some(b) = self.bos_id {
+                ids.push(b);
+            }
+        }
+        ids.extend_from_slice(enc.get_ids());
+        if ids.len() > max_len {
+            truncate_keep_closing(&mut ids, max_len, &self.inner);
+        }
+        Ok(ids)
+    }
+
+    /// Token ids of a text exactly as written, with no special tokens added.
+    pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Decodes ids back to text.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| Error::Invalid(format!("cannot decode ids: {e}")))
+    }
+
+    /// Encodes texts into one right-padded batch on `device`.
+    pub fn batch(&self, texts: &[&str], max_len: usize, device: &Device) -> Result<Batch> {
+        let seqs = texts
+            .iter()
+            .map(|t| self.encode(t, max_len))
+            .collect::<Result<Vec<_>>>()?;
+        pad_batch(&seqs, self.pad_id, device)
+    }
+}
+
+/// Pads id sequences on the right into a [`Batch`].
+pub fn pad_batch(seqs: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<Batch> {
+    let b = seqs.len();
+    let t = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(b * t);
+    let mut mask = Vec::with_capacity(b * t);
+    for s in seqs {
+        ids.extend_from_slice(s);
+        ids.extend(std::iter::repeat_n(pad_id, t - s.len()));
+        mask.extend(std::iter::repeat_n(1u32, s.len()));
+        mask.extend(std::iter::repeat_n(0u32, t - s.len()));
+    }
+    Ok(Batch {
+        ids: Tensor::from_vec(ids, (b, t), device)?,
+        mask: Tensor::from_vec(mask, (b, t), device)?,
+        type_ids: Tensor::zeros((b, t), candle_core::DType::U32, device)?,
+        lengths: seqs.iter().map(Vec::len).collect(),
+    })
+}
+
+/// Truncates to `max_len`, keeping a closing special token (BERT's `[SEP]`) if there was one,
+/// as truncation inside the tokenizer would.
+fn truncate_keep_closing(ids: &mut Vec<u32>, max_len: usize, tok: &Tokenizer) {
+    let Some(&last) = ids.last() else { return };
+    let closing = tok
+        .get_added_tokens_decoder()
+        .get(&last)
+        .is_some_and(|a| a.special);
+    ids.truncate(max_len);
+    if closing && max_len > 0 {
+        ids[max_len - 1] = last;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_right_with_mask() {
+        let b = pad_batch(&[vec![5, 6, 7], vec![8]], 0, &Device::Cpu).unwrap();
+        assert_eq!(
+            b.ids.to_vec2::<u32>().unwrap(),
+            vec![vec![5, 6, 7], vec![8, 0, 0]]
+        );
+        assert_eq!(
+            b.mask.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 1, 1], vec![1, 0, 0]]
+        );
+        assert_eq!(b.lengths, vec![3, 1]);
+    }
+}

@@ -1,0 +1,155 @@
+//! Tiny random models through the real loaders: padding invariance, causality, and GGUF == HF.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Tensor, D};
+use tuna_models::testing::{write_tiny_bert, write_tiny_llama, write_tiny_llama_gguf};
+use tuna_models::{load_model, Ctx, Network};
+use tuna_nn::Pooling;
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn bert_embeddings_do_not_depend_on_batch_padding() {
+    for flavor in ["bert", "distilbert"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_bert(dir.path(), flavor, 1).unwrap();
+        let m = load_model(dir.path(), &Device::Cpu).unwrap();
+        let short = "great film";
+        let long = "this movie was not very good , it was boring and awful !";
+        let alone = m.embed_texts(&[short], Pooling::Mean, 64).unwrap();
+        let batched = m.embed_texts(&[long, short], Pooling::Mean, 64).unwrap();
+        let d = max_abs_diff(&alone.squeeze(0).unwrap(), &batched.get(1).unwrap());
+        assert!(d < 1e-5, "{flavor}: padding changed the embedding by {d}");
+        let cls = m.embed_texts(&[long, short], Pooling::Cls, 64).unwrap();
+        assert_eq!(cls.dims(), &[2, 32]);
+        assert!(m.info.parameters > 10_000, "{}", m.info.parameters);
+    }
+}
+
+#[test]
+fn bert_truncates_to_max_len_keeping_sep() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), "bert", 2).unwrap();
+    let m = load_model(dir.path(), &Device::Cpu).unwrap();
+    let ids = m.tokenizer.encode("the good movie was fun", 4).unwrap();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[0], 2, "[CLS] first");
+    assert_eq!(ids[3], 3, "[SEP] kept last");
+}
+
+fn llama_logits(m: &tuna_models::Model, ids: &[u32]) -> Tensor {
+    let Network::Llama(l) = &m.network else {
+        panic!("not a llama")
+    };
+    let ids = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let h = l.forward(&ids, &mut Ctx::default()).unwrap();
+    l.logits(&h).unwrap().squeeze(0).unwrap()
+}
+
+#[test]
+fn llama_gguf_matches_hf_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), 7).unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    write_tiny_llama_gguf(&gguf, 7, GgmlDType::F32).unwrap();
+    let hf = load_model(dir.path(), &Device::Cpu).unwrap();
+    let gg = load_model(&gguf, &Device::Cpu).unwrap();
+    for text in [
+        "the thin cat",
+        " the <|im_start|>user\nhi<|im_end|>",
+        "Zürich 2024!",
+    ] {
+        assert_eq!(
+            hf.tokenizer.encode_raw(text).unwrap(),
+            gg.tokenizer.encode_raw(text).unwrap(),
+            "{text:?}"
+        );
+    }
+    let ids = hf
+        .tokenizer
+        .encode_raw("the thin theme in the tin")
+        .unwrap();
+    assert!(ids.len() > 5);
+    let d = max_abs_diff(&llama_logits(&hf, &ids), &llama_logits(&gg, &ids));
+    assert!(d < 1e-4, "GGUF and HF logits differ by {d}");
+    assert!(gg
+        .tokenizer
+        .chat_template
+        .as_deref()
+        .unwrap_or("")
+        .contains("im_start"));
+    // Quantised storage stays close to the f32 weights.
+    let q = dir.path().join("tiny-q8.gguf");
+    write_tiny_llama_gguf(&q, 7, GgmlDType::Q8_0).unwrap();
+    let gq = load_model(&q, &Device::Cpu).unwrap();
+    let reference = llama_logits(&hf, &ids);
+    let scale: f32 = reference.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    let dq = max_abs_diff(&reference, &llama_logits(&gq, &ids)) / scale;
+    assert!(dq < 0.05, "Q8_0 logits drift {dq} relative to the largest logit");
+}
+
+#[test]
+fn llama_is_causal_and_padding_aware() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), 3).unwrap();
+    let m = load_model(dir.path(), &Device::Cpu).unwrap();
+    let a = m.tokenizer.encode_raw("the thin theme").unwrap();
+    let mut b = a.clone();
+    b.extend(m.tokenizer.encode_raw(" in the tin").unwrap());
+    let la = llama_logits(&m, &a);
+    let lb = llama_logits(&m, &b).narrow(0, 0, a.len()).unwrap();
+    assert!(
+        max_abs_diff(&la, &lb) < 1e-5,
+        "future tokens leaked into the past"
+    );
+    let alone = m.embed_texts(&["the thin"], Pooling::Last, 64).unwrap();
+    let batched = m
+        .embed_texts(
+            &["the thin theme in the tin", "the thin"],
+            Pooling::Last,
+            64,
+        )
+        .unwrap();
+    assert!(max_abs_diff(&alone.squeeze(0).unwrap(), &batched.get(1).unwrap()) < 1e-5);
+    let probs = candle_nn::ops::softmax(&la, D::Minus1)
+        .unwrap()
+        .sum(D::Minus1)
+        .unwrap();
+    let ones = Tensor::ones(a.len(), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(max_abs_diff(&probs, &ones) < 1e-4);
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let err = load_model(std::path::Path::new("/no/such/model"), &Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("/no/such/model"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
+    let err = load_model(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("config.json") || err.contains("safetensors"),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"not a gguf").unwrap();
+    let err = load_model(&bad, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("bad.gguf"), "{err}");
+}

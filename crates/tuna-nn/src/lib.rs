@@ -1,0 +1,22 @@
+//! Transformer building blocks for tuna, on candle: linear layers, norms, attention, rotary
+//! position embeddings, activations, masks and pooling. One concept per file.
+//!
+//! The hot paths (softmax, norms, rotary) live in [`ops`] so they can be made faster without
+//! touching model files.
+
+pub mod activation;
+pub mod attention;
+pub mod layer_norm;
+pub mod linear;
+pub mod mask;
+pub mod ops;
+pub mod pooling;
+pub mod rms_norm;
+pub mod rotary;
+
+pub use activation::Activation;
+pub use layer_norm::LayerNorm;
+pub use linear::{linear, linear_no_bias, Linear};
+pub use pooling::Pooling;
+pub use rms_norm::RmsNorm;
+pub use rotary::Rotary;

@@ -1,0 +1,75 @@
+//! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// A linear layer with Hugging Face's weight layout (out_features, in_features).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Builds from explicit tensors.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// The weight, (out, in).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, (out,), if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.t()?;
+        let y = match x.dims() {
+            [b, t, i] => x.reshape((b * t, *i))?.matmul(&w)?.reshape((*b, *t, ()))?,
+            _ => x.matmul(&w)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Loads `weight` (out, in) and `bias` (out,) under `vb`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get((out_dim, in_dim), "weight")?;
+    let bias = vb.get(out_dim, "bias")?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// Loads `weight` (out, in) only.
+pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear::new(vb.get((out_dim, in_dim), "weight")?, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn matches_manual_product_in_2d_and_3d() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[1f32, 2.], [0., -1.], [3., 1.]], &dev)?;
+        let b = Tensor::new(&[0.5f32, 0., -1.], &dev)?;
+        let lin = Linear::new(w, Some(b));
+        let x = Tensor::new(&[[1f32, 1.], [2., 0.]], &dev)?;
+        let y: Vec<Vec<f32>> = lin.forward(&x)?.to_vec2()?;
+        assert_eq!(y, vec![vec![3.5, -1., 3.], vec![2.5, 0., 5.]]);
+        let y3 = lin.forward(&x.unsqueeze(0)?)?;
+        assert_eq!(y3.dims(), &[1, 2, 3]);
+        assert_eq!(y3.squeeze(0)?.to_vec2::<f32>()?, y);
+        Ok(())
+    }
+}
