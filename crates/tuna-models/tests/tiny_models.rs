@@ -95,9 +95,18 @@ fn llama_gguf_matches_hf_directory() {
     write_tiny_llama_gguf(&q, 7, GgmlDType::Q8_0).unwrap();
     let gq = load_model(&q, &Device::Cpu).unwrap();
     let reference = llama_logits(&hf, &ids);
-    let scale: f32 = reference.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    let scale: f32 = reference
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     let dq = max_abs_diff(&reference, &llama_logits(&gq, &ids)) / scale;
-    assert!(dq < 0.05, "Q8_0 logits drift {dq} relative to the largest logit");
+    assert!(
+        dq < 0.05,
+        "Q8_0 logits drift {dq} relative to the largest logit"
+    );
 }
 
 #[test]

@@ -1,0 +1,15 @@
+//! tuna's adaptation workflows on top of the models: cached embeddings, the feature-based
+//! method, run directories and prediction. Libraries report progress through [`Progress`] and
+//! log with `tracing`; only the CLI prints.
+
+pub mod cache;
+pub mod embedder;
+pub mod error;
+pub mod features;
+pub mod predict;
+pub mod progress;
+pub mod run;
+pub mod task_data;
+
+pub use error::{Error, Result};
+pub use progress::{Progress, Silent};

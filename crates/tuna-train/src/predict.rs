@@ -1,0 +1,73 @@
+//! Labelling new texts with a finished run.
+
+use crate::cache::model_fingerprint;
+use crate::embedder::embed_texts;
+use crate::features::features;
+use crate::progress::Progress;
+use crate::run::{read_run_config, RunConfig};
+use crate::Result;
+use candle_core::Device;
+use serde::Serialize;
+use std::path::Path;
+use tuna_classic::Classifier;
+use tuna_data::LabelMap;
+use tuna_models::{load_model, Model};
+
+/// One prediction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub label: String,
+    /// Probability of `label` (for the SVM: softmax of decision values).
+    pub confidence: f32,
+    /// Probability of every label, in label-map order.
+    pub probabilities: Vec<f32>,
+}
+
+/// A loaded run, ready to predict.
+pub struct Predictor {
+    pub config: RunConfig,
+    pub labels: LabelMap,
+    classifier: Classifier,
+    model: Model,
+}
+
+impl Predictor {
+    /// Loads the run in `dir` and its model (from `model` if given, else the recorded path).
+    pub fn load(dir: &Path, model: Option<&Path>, device: &Device) -> Result<Self> {
+        let config = read_run_config(dir)?;
+        let labels = LabelMap::load(&dir.join("labels.json"))?;
+        let classifier = Classifier::load(&dir.join("classifier.json"))?;
+        let model_path = model.unwrap_or(&config.model);
+        if model_fingerprint(model_path)? != config.model_fingerprint {
+            tracing::warn!(model = %model_path.display(), "model files differ from the ones the run was trained with");
+        }
+        let model = load_model(model_path, device)?;
+        Ok(Self {
+            config,
+            labels,
+            classifier,
+            model,
+        })
+    }
+
+    /// Labels `texts`.
+    pub fn predict(&self, texts: &[String], progress: &dyn Progress) -> Result<Vec<Prediction>> {
+        let emb = embed_texts(&self.model, texts, &self.config.features.embed, progress)?;
+        let probs = self.classifier.predict_proba(&features(&emb)?)?;
+        Ok(probs
+            .into_iter()
+            .map(|p| {
+                let (best, &conf) = p
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap_or((0, &0.0));
+                Prediction {
+                    label: self.labels.name(best).to_string(),
+                    confidence: conf,
+                    probabilities: p,
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,189 @@
+//! Flag groups shared by several commands: the model, the data, and how texts are embedded.
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Args;
+use std::path::PathBuf;
+use tuna_data::{Column, Format, ReadOptions, SplitSpec};
+use tuna_nn::Pooling;
+use tuna_train::cache::{default_cache_dir, EmbeddingCache};
+use tuna_train::embedder::EmbedOptions;
+use tuna_train::task_data::DataSpec;
+
+/// Which model to run and where.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// The model: a Hugging Face directory (config.json, *.safetensors, tokenizer.json) or a
+    /// .gguf file.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    /// Device: cpu, cuda or cuda:N (cuda needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    pub fn device(&self) -> Result<Device> {
+        Ok(tuna_core::pick_device(&self.device)?)
+    }
+
+    /// Loads the model, naming it in any error.
+    pub fn load(&self) -> Result<(tuna_models::Model, String)> {
+        let device = self.device()?;
+        let model = tuna_models::load_model(&self.model, &device)
+            .with_context(|| format!("loading model {}", self.model.display()))?;
+        let fp = tuna_train::cache::model_fingerprint(&self.model)?;
+        Ok((model, fp))
+    }
+}
+
+/// How a data file is read.
+#[derive(Args, Clone)]
+pub struct ReadArgs {
+    /// File format: auto, csv, tsv, jsonl, label-text (`label text` per line, as SST-2), or
+    /// lines (one unlabelled text per line).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: InputFormat,
+    /// Text column: a header name or a 0-based index (default: detected).
+    #[arg(long)]
+    pub text_col: Option<Column>,
+    /// Label column: a header name or a 0-based index (default: detected).
+    #[arg(long)]
+    pub label_col: Option<Column>,
+    /// The CSV/TSV files have a header row (default: detected).
+    #[arg(long, conflicts_with = "no_header")]
+    pub header: bool,
+    /// The CSV/TSV files have no header row.
+    #[arg(long)]
+    pub no_header: bool,
+}
+
+impl ReadArgs {
+    /// Reads a file of texts (labels optional).
+    pub fn read_texts(&self, path: &std::path::Path) -> Result<tuna_data::Dataset> {
+        Ok(match self.format {
+            InputFormat::Lines => tuna_data::read_texts(path)?,
+            _ => tuna_data::read_dataset(path, &self.options(false)?)?,
+        })
+    }
+
+    /// Read options for labelled formats (`lines` has no labels and is refused here).
+    pub fn options(&self, labels_required: bool) -> Result<ReadOptions> {
+        let format = match self.format {
+            InputFormat::Auto => Format::Auto,
+            InputFormat::Csv => Format::Csv,
+            InputFormat::Tsv => Format::Tsv,
+            InputFormat::Jsonl => Format::Jsonl,
+            InputFormat::LabelText => Format::LabelText,
+            InputFormat::Lines => anyhow::bail!(
+                "--format lines holds no labels; labelled data needs csv, tsv, jsonl or label-text"
+            ),
+        };
+        Ok(ReadOptions {
+            format,
+            header: match (self.header, self.no_header) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            text_column: self.text_col.clone(),
+            label_column: self.label_col.clone(),
+            labels_required,
+        })
+    }
+}
+
+/// Layout of an input file.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Guess from the extension, else from the first lines.
+    Auto,
+    /// Comma-separated, quoted fields allowed.
+    Csv,
+    /// Tab-separated, quotes are plain characters.
+    Tsv,
+    /// One JSON object per line.
+    Jsonl,
+    /// `label text` per line (SST-2).
+    LabelText,
+    /// One unlabelled text per line.
+    Lines,
+}
+
+/// Labelled data for training and evaluation.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// One labelled file, split into train/validation/test by --split (stratified, seeded).
+    #[arg(long, short)]
+    pub data: Option<PathBuf>,
+    /// Training file (instead of --data).
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// Validation file (with --train; default: the --split validation share of --train).
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Test file (with --train).
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Train/validation/test shares in percent, for --data.
+    #[arg(long, default_value = "80/10/10")]
+    pub split: SplitSpec,
+    /// Seed of the split and of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+impl DataArgs {
+    pub fn spec(&self) -> Result<DataSpec> {
+        Ok(DataSpec {
+            data: self.data.clone(),
+            train: self.train.clone(),
+            val: self.val.clone(),
+            test: self.test.clone(),
+            read: self.read.options(true)?,
+            split: self.split,
+            seed: self.seed,
+        })
+    }
+}
+
+/// How texts become vectors.
+#[derive(Args, Clone)]
+pub struct EmbedArgs {
+    /// Pooling of token states: mean, cls or last (default: mean for encoders, last for decoders).
+    #[arg(long)]
+    pub pooling: Option<Pooling>,
+    /// Longest input in tokens; longer texts are truncated.
+    #[arg(long, default_value_t = 256)]
+    pub max_len: usize,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Scale every embedding to unit length.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Embedding cache folder (default: $TUNA_CACHE_DIR, else ~/.cache/tuna).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl EmbedArgs {
+    pub fn options(&self, model: &tuna_models::Model) -> EmbedOptions {
+        EmbedOptions {
+            pooling: self.pooling.unwrap_or(model.info.family.default_pooling()),
+            max_len: self.max_len,
+            batch_size: self.batch_size,
+            normalize: self.normalize,
+        }
+    }
+
+    pub fn cache(&self) -> Option<EmbeddingCache> {
+        (!self.no_cache)
+            .then(|| EmbeddingCache::new(self.cache_dir.clone().unwrap_or_else(default_cache_dir)))
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per verb.
+
+pub mod embed;
+pub mod info;
+pub mod predict;
+pub mod train;

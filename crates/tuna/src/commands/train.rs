@@ -1,0 +1,178 @@
+//! `tuna train`: adapt a model to labelled data with one method, evaluate it, and keep the run.
+
+use crate::args::{DataArgs, EmbedArgs, ModelArgs};
+use crate::output::Output;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+use tuna_classic::{ClassifierConfig, ClassifierKind};
+use tuna_data::Metrics;
+use tuna_train::features::{train_features, FeatureConfig};
+use tuna_train::run::{DataRecord, RunConfig, RunWriter};
+use tuna_train::task_data::load_task_data;
+
+/// Adaptation methods.
+#[derive(Clone, Copy, ValueEnum)]
+enum Method {
+    /// Frozen model -> cached embeddings -> classical classifier.
+    Features,
+}
+
+#[derive(Args)]
+pub struct TrainCmd {
+    /// The adaptation method.
+    #[arg(long, value_enum, default_value = "features")]
+    method: Method,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    embed: EmbedArgs,
+    /// Classifier on the features: logreg, svm or forest.
+    #[arg(long, default_value = "logreg")]
+    classifier: ClassifierKind,
+    /// Regularisation C of logreg/svm (larger = weaker); default: best of 0.01..100 on validation.
+    #[arg(long)]
+    c: Option<f64>,
+    /// Fit logreg/svm on the raw features instead of standardised ones.
+    #[arg(long)]
+    no_standardize: bool,
+    /// Trees of the random forest.
+    #[arg(long, default_value_t = 100)]
+    trees: usize,
+    /// Deepest a forest tree may grow (default: unlimited).
+    #[arg(long)]
+    max_depth: Option<usize>,
+    /// Run directory to create (default: runs/<method>-<classifier>-<time>).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Replace the run directory if it exists.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+impl TrainCmd {
+    pub fn run(self, out: &Output) -> Result<()> {
+        let Method::Features = self.method;
+        let spec = self.data.spec()?;
+        let data = load_task_data(&spec)?;
+        out.line(format!("data: {}", data.summary()));
+        let (model, fp) = self.model.load()?;
+        out.line(format!(
+            "model: {} ({:?}, {} layers, hidden {}, {:.1}M parameters, all frozen)",
+            self.model.model.display(),
+            model.info.family,
+            model.info.num_layers,
+            model.info.hidden_size,
+            model.info.parameters as f64 / 1e6
+        ));
+        let cfg = FeatureConfig {
+            embed: self.embed.options(&model),
+            classifier: ClassifierConfig {
+                kind: self.classifier,
+                c: self.c,
+                standardize: !self.no_standardize,
+                n_trees: self.trees,
+                max_depth: self.max_depth,
+                seed: self.data.seed,
+            },
+        };
+        let dir = self
+            .out
+            .clone()
+            .unwrap_or_else(|| default_run_dir(self.classifier));
+        let writer = RunWriter::create(&dir, self.overwrite)?;
+        let t0 = Instant::now();
+        let bar = out.bar();
+        let cache = self.embed.cache();
+        let res = train_features(&model, &fp, &data, &cfg, cache.as_ref(), &bar)?;
+        let total = t0.elapsed().as_secs_f64();
+        for (c, acc) in &res.c_scores {
+            out.line(format!(
+                "  C={c:<6} validation accuracy {:.2}%",
+                acc * 100.0
+            ));
+        }
+        let record = RunConfig {
+            tuna_version: env!("CARGO_PKG_VERSION").into(),
+            method: "features".into(),
+            model: self.model.model.clone(),
+            model_fingerprint: fp,
+            features: cfg.clone(),
+            data: DataRecord {
+                files: data.sources.iter().map(|s| s.path.clone()).collect(),
+                split: format!(
+                    "{}/{}/{}",
+                    spec.split.train() * 100.0,
+                    spec.split.val() * 100.0,
+                    spec.split.test() * 100.0
+                ),
+                seed: spec.seed,
+                summary: data.summary(),
+            },
+        };
+        let metrics = json!({
+            "validation": res.val,
+            "test": res.test,
+            "c_selection": res.c_scores,
+            "embed_seconds": res.embed_seconds,
+            "fit_seconds": res.fit_seconds,
+            "total_seconds": total,
+            "embeddings_from_cache": res.cache_hits,
+            "trainable_parameters": res.classifier.n_parameters(),
+            "model_parameters": model.info.parameters,
+        });
+        writer.json("config.json", &record)?;
+        data.labels.save(&writer.path("labels.json"))?;
+        res.classifier.save(&writer.path("classifier.json"))?;
+        writer.json("metrics.json", &metrics)?;
+        let dir = writer.commit()?;
+        report(out, "validation", &res.val);
+        if let Some(t) = &res.test {
+            report(out, "test", t);
+            out.line(t.confusion_markdown());
+        }
+        out.line(format!(
+            "embedding {:.1}s{}, fitting {:.1}s; run saved in {}",
+            res.embed_seconds,
+            if res.cache_hits > 0 {
+                " (cache used)"
+            } else {
+                ""
+            },
+            res.fit_seconds,
+            dir.display()
+        ));
+        out.result(json!({
+            "ok": true, "command": "train", "method": "features", "classifier": self.classifier,
+            "run": dir, "validation": summary(&res.val), "test": res.test.as_ref().map(summary),
+            "c_selection": res.c_scores, "embed_seconds": res.embed_seconds,
+            "fit_seconds": res.fit_seconds, "total_seconds": total,
+            "trainable_parameters": res.classifier.n_parameters(),
+        }));
+        Ok(())
+    }
+}
+
+fn report(out: &Output, part: &str, m: &Metrics) {
+    out.line(format!(
+        "{part}: accuracy {:.2}%  macro-F1 {:.2}%  (n = {})",
+        m.accuracy * 100.0,
+        m.macro_f1 * 100.0,
+        m.n
+    ));
+}
+
+fn summary(m: &Metrics) -> serde_json::Value {
+    json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "n": m.n, "confusion": m.confusion})
+}
+
+fn default_run_dir(kind: ClassifierKind) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("features-{kind}-{secs}"))
+}

@@ -1,0 +1,72 @@
+//! `tuna`: adapt pretrained transformers to new tasks, from one binary.
+
+mod args;
+mod commands;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Adapt pretrained transformers (BERT-style encoders, Llama-style decoders) to your data:
+/// embed texts, train classifiers on frozen features, predict — with no Python at run time.
+#[derive(Parser)]
+#[command(name = "tuna", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print one machine-readable JSON line as the last line of output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Worker threads for tensor math and classifiers (default: all cores).
+    #[arg(long, global = true, env = "TUNA_THREADS")]
+    threads: Option<usize>,
+    /// Hide progress bars and informational messages.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output (-v info, -vv debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed texts with a frozen model (pooled vectors, cached on disk).
+    Embed(commands::embed::EmbedCmd),
+    /// Train a method on labelled data and evaluate it (now: `--method features`).
+    Train(commands::train::TrainCmd),
+    /// Label new texts with a finished run.
+    Predict(commands::predict::PredictCmd),
+    /// Show what a model is: family, size, layers, tokenizer.
+    Info(commands::info::InfoCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Read by candle's and the classifiers' thread pools at their first use.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TUNA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let out = output::Output::new(cli.json, cli.quiet);
+    let result = match cli.command {
+        Command::Embed(c) => c.run(&out),
+        Command::Train(c) => c.run(&out),
+        Command::Predict(c) => c.run(&out),
+        Command::Info(c) => c.run(&out),
+    };
+    if let Err(e) = result {
+        out.error(&e);
+        std::process::exit(1);
+    }
+}
