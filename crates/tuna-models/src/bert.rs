@@ -7,7 +7,7 @@ use crate::ctx::Ctx;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
-use tuna_nn::attention::{attention, merge_heads, split_heads};
+use tuna_nn::attention::{attention, merge_heads};
 use tuna_nn::mask::padding_mask;
 use tuna_nn::{linear, Activation, LayerNorm, Linear};
 
@@ -130,9 +130,8 @@ impl Flavor {
 
 /// One post-LayerNorm encoder block.
 struct Block {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// `query`, `key` and `value` fused into one (H -> 3H) product, in that order.
+    qkv: Linear,
     attn_out: Linear,
     attn_norm: LayerNorm,
     ffn_in: Linear,
@@ -145,10 +144,13 @@ struct Block {
 impl Block {
     fn load(cfg: &BertConfig, n: &Names, vb: VarBuilder) -> Result<Self> {
         let h = cfg.hidden_size;
+        let qkv = Linear::fuse(&[
+            linear(h, h, vb.pp(n.query))?,
+            linear(h, h, vb.pp(n.key))?,
+            linear(h, h, vb.pp(n.value))?,
+        ])?;
         Ok(Self {
-            query: linear(h, h, vb.pp(n.query))?,
-            key: linear(h, h, vb.pp(n.key))?,
-            value: linear(h, h, vb.pp(n.value))?,
+            qkv,
             attn_out: linear(h, h, vb.pp(n.attn_out))?,
             attn_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp(n.attn_norm))?,
             ffn_in: linear(h, cfg.intermediate_size, vb.pp(n.ffn_in))?,
@@ -161,9 +163,14 @@ impl Block {
 
     /// `x`: (B, T, H); `mask`: additive (B, 1, 1, T).
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let q = split_heads(&self.query.forward(x)?, self.n_heads)?; // (B, nH, T, D)
-        let k = split_heads(&self.key.forward(x)?, self.n_heads)?;
-        let v = split_heads(&self.value.forward(x)?, self.n_heads)?;
+        let (b, t, h) = x.dims3()?;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, t, 3, self.n_heads, h / self.n_heads))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?; // (3, B, nH, T, D)
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let ctx = merge_heads(&attention(&q, &k, &v, mask)?)?; // (B, T, H)
         let x = self
             .attn_norm

@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
 pub mod mask;

@@ -16,6 +16,23 @@ impl Linear {
         Self { weight, bias }
     }
 
+    /// One layer computing several layers on the same input at once (their outputs
+    /// concatenated): one larger matrix product instead of several small ones.
+    pub fn fuse(parts: &[Linear]) -> Result<Linear> {
+        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight).collect();
+        let weight = Tensor::cat(&weights, 0)?;
+        let bias = match parts
+            .iter()
+            .map(|l| l.bias.as_ref())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(b) => Some(Tensor::cat(&b, 0)?),
+            None if parts.iter().all(|l| l.bias.is_none()) => None,
+            None => candle_core::bail!("cannot fuse linear layers with and without bias"),
+        };
+        Ok(Linear::new(weight, bias))
+    }
+
     /// The weight, (out, in).
     pub fn weight(&self) -> &Tensor {
         &self.weight
@@ -67,6 +84,10 @@ mod tests {
         let x = Tensor::new(&[[1f32, 1.], [2., 0.]], &dev)?;
         let y: Vec<Vec<f32>> = lin.forward(&x)?.to_vec2()?;
         assert_eq!(y, vec![vec![3.5, -1., 3.], vec![2.5, 0., 5.]]);
+        let fused: Vec<Vec<f32>> = Linear::fuse(&[lin.clone(), lin.clone()])?
+            .forward(&x)?
+            .to_vec2()?;
+        assert_eq!(fused[1], [y[1].clone(), y[1].clone()].concat());
         let y3 = lin.forward(&x.unsqueeze(0)?)?;
         assert_eq!(y3.dims(), &[1, 2, 3]);
         assert_eq!(y3.squeeze(0)?.to_vec2::<f32>()?, y);
