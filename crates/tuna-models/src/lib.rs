@@ -5,11 +5,13 @@
 pub mod bert;
 pub mod ctx;
 pub mod gguf;
+pub mod hub;
 pub mod llama;
 pub mod registry;
 pub mod testing;
 pub mod tokenizer;
 
 pub use ctx::Ctx;
+pub use hub::resolve_model;
 pub use registry::{load_model, Family, Model, ModelInfo, Network};
 pub use tokenizer::{Batch, TextTokenizer};

@@ -80,6 +80,19 @@ impl Model {
         })
     }
 
+    /// Next-token logits (T, V) at every position of one id sequence (causal LMs only).
+    pub fn logits(&self, ids: &[u32]) -> Result<Tensor> {
+        let Network::Llama(l) = &self.network else {
+            return Err(Error::Invalid(format!(
+                "{} is an encoder: it has no language-model head",
+                self.info.source.display()
+            )));
+        };
+        let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let h = l.forward(&ids, &mut Ctx::default())?;
+        Ok(l.logits(&h)?.squeeze(0)?)
+    }
+
     /// Pooled embeddings (B, H) of `texts`, each truncated to `max_len` tokens.
     pub fn embed_texts(&self, texts: &[&str], pooling: Pooling, max_len: usize) -> Result<Tensor> {
         let batch =

@@ -13,10 +13,10 @@ use tuna_train::task_data::DataSpec;
 /// Which model to run and where.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// The model: a Hugging Face directory (config.json, *.safetensors, tokenizer.json) or a
-    /// .gguf file.
+    /// The model: a Hugging Face directory (config.json, *.safetensors, tokenizer.json), a
+    /// .gguf file, or hf:ORG/NAME[/FILE.gguf] (builds with the `hub` feature).
     #[arg(long, short)]
-    pub model: PathBuf,
+    pub model: String,
     /// Device: cpu, cuda or cuda:N (cuda needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -27,12 +27,13 @@ impl ModelArgs {
         Ok(tuna_core::pick_device(&self.device)?)
     }
 
-    /// Loads the model, naming it in any error.
+    /// Loads the model, naming it in any error; returns it with its files' fingerprint.
     pub fn load(&self) -> Result<(tuna_models::Model, String)> {
         let device = self.device()?;
-        let model = tuna_models::load_model(&self.model, &device)
-            .with_context(|| format!("loading model {}", self.model.display()))?;
-        let fp = tuna_train::cache::model_fingerprint(&self.model)?;
+        let path = tuna_models::resolve_model(&self.model)?;
+        let model = tuna_models::load_model(&path, &device)
+            .with_context(|| format!("loading model {}", self.model))?;
+        let fp = tuna_train::cache::model_fingerprint(&path)?;
         Ok((model, fp))
     }
 }

@@ -63,7 +63,7 @@ impl TrainCmd {
         let (model, fp) = self.model.load()?;
         out.line(format!(
             "model: {} ({:?}, {} layers, hidden {}, {:.1}M parameters, all frozen)",
-            self.model.model.display(),
+            self.model.model,
             model.info.family,
             model.info.num_layers,
             model.info.hidden_size,
@@ -99,7 +99,9 @@ impl TrainCmd {
         let record = RunConfig {
             tuna_version: env!("CARGO_PKG_VERSION").into(),
             method: "features".into(),
-            model: self.model.model.clone(),
+            // Absolute, so that `tuna predict` works from any folder.
+            model: std::fs::canonicalize(&model.info.source)
+                .unwrap_or_else(|_| model.info.source.clone()),
             model_fingerprint: fp,
             features: cfg.clone(),
             data: DataRecord {
