@@ -154,3 +154,41 @@ fn errors_name_the_problem() {
     let err = load_model(&bad, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("bad.gguf"), "{err}");
 }
+
+#[test]
+fn qwen2_uses_qkv_biases() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), 11).unwrap();
+    let ids = [5u32, 9, 40, 77, 3];
+    let llama = load_model(dir.path(), &Device::Cpu).unwrap();
+    let base = llama_logits(&llama, &ids);
+    // The same weights as Qwen2, whose q/k/v projections carry biases.
+    let st = dir.path().join("model.safetensors");
+    let mut t = candle_core::safetensors::load(&st, &Device::Cpu).unwrap();
+    let with_biases = |t: &mut std::collections::HashMap<String, Tensor>, value: f64| {
+        for l in 0..2 {
+            for (p, n) in [("q_proj", 32), ("k_proj", 16), ("v_proj", 16)] {
+                let b = (Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap() * value)
+                    .unwrap();
+                t.insert(format!("model.layers.{l}.self_attn.{p}.bias"), b);
+            }
+        }
+    };
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace("\"llama\"", "\"qwen2\""),
+    )
+    .unwrap();
+    with_biases(&mut t, 0.0);
+    candle_core::safetensors::save(&t, &st).unwrap();
+    let zero = llama_logits(&load_model(dir.path(), &Device::Cpu).unwrap(), &ids);
+    assert!(
+        max_abs_diff(&base, &zero) < 1e-5,
+        "zero biases must not change the output"
+    );
+    with_biases(&mut t, 0.5);
+    candle_core::safetensors::save(&t, &st).unwrap();
+    let biased = llama_logits(&load_model(dir.path(), &Device::Cpu).unwrap(), &ids);
+    assert!(max_abs_diff(&base, &biased) > 1e-3, "biases were ignored");
+}

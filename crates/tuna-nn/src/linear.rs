@@ -46,13 +46,18 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.t()?;
-        let y = match x.dims() {
-            [b, t, i] => x.reshape((b * t, *i))?.matmul(&w)?.reshape((*b, *t, ()))?,
-            _ => x.matmul(&w)?,
+        // Work on 2-D rows: one matmul over all positions, then the bias add on the same rows.
+        let (rows_shape, x2) = match x.dims() {
+            [b, t, i] => (Some((*b, *t)), x.reshape((b * t, *i))?),
+            _ => (None, x.clone()),
         };
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
+        let y = x2.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        match rows_shape {
+            Some((b, t)) => y.reshape((b, t, ())),
             None => Ok(y),
         }
     }
