@@ -176,6 +176,14 @@ impl Meta<'_> {
 
 fn build_config(meta: &Meta, arch: &str, vocab: usize, content: &Content) -> Result<LlamaConfig> {
     let k = |s: &str| format!("{arch}.{s}");
+    if let Ok(scaling) = meta.string(&k("rope.scaling.type")) {
+        if scaling != "none" {
+            return Err(Error::bad_file(
+                meta.path,
+                format!("rope scaling `{scaling}` is not supported yet (plain RoPE only)"),
+            ));
+        }
+    }
     let n_heads = meta.usize(&k("attention.head_count"))?;
     Ok(LlamaConfig {
         vocab_size: vocab,

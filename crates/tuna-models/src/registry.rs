@@ -163,6 +163,13 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
             let mut cfg: LlamaConfig =
                 serde_json::from_value(raw.clone()).map_err(|e| parse("Llama", e))?;
             cfg.attention_bias |= model_type == "qwen2";
+            if let Some(scaling) = raw.get("rope_scaling").filter(|v| !v.is_null()) {
+                // Plain RoPE would load and run, but give wrong outputs: refuse instead.
+                return Err(Error::bad_file(
+                    &config_path,
+                    format!("rope_scaling {scaling} is not supported yet (plain RoPE only)"),
+                ));
+            }
             let info = info_of(
                 path,
                 Family::Llama,

@@ -149,6 +149,23 @@ fn errors_name_the_problem() {
         err.contains("config.json") || err.contains("safetensors"),
         "{err}"
     );
+    let llama = tempfile::tempdir().unwrap();
+    write_tiny_llama(llama.path(), 1).unwrap();
+    let cfg = std::fs::read_to_string(llama.path().join("config.json")).unwrap();
+    let scaled = cfg.replacen(
+        '{',
+        r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8.0},"#,
+        1,
+    );
+    std::fs::write(llama.path().join("config.json"), scaled).unwrap();
+    let err = load_model(llama.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("rope_scaling") && err.contains("config.json"),
+        "{err}"
+    );
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"not a gguf").unwrap();
     let err = load_model(&bad, &Device::Cpu).err().unwrap().to_string();
