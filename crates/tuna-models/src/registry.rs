@@ -5,7 +5,7 @@ use crate::bert::{Bert, BertConfig, DistilBertConfig};
 use crate::ctx::Ctx;
 use crate::gguf::load_gguf;
 use crate::llama::{Llama, LlamaConfig};
-use crate::tokenizer::{Batch, TextTokenizer};
+use crate::tokenizer::{pad_batch, Batch, TextTokenizer};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Serialize;
@@ -93,13 +93,27 @@ impl Model {
         Ok(l.logits(&h)?.squeeze(0)?)
     }
 
-    /// Pooled embeddings (B, H) of `texts`, each truncated to `max_len` tokens.
-    pub fn embed_texts(&self, texts: &[&str], pooling: Pooling, max_len: usize) -> Result<Tensor> {
-        let batch =
-            self.tokenizer
-                .batch(texts, max_len.min(self.info.max_positions), &self.device)?;
+    /// Token ids of `text` with the model's special tokens, truncated to `max_len` and to the
+    /// model's positions.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode(text, max_len.min(self.info.max_positions))
+    }
+
+    /// Pooled embeddings (B, H) of id sequences, padded into one batch.
+    pub fn embed_ids<S: AsRef<[u32]>>(&self, seqs: &[S], pooling: Pooling) -> Result<Tensor> {
+        let batch = pad_batch(seqs, self.tokenizer.pad_id, &self.device)?;
         let hidden = self.hidden_states(&batch)?;
         Ok(pooling.pool(&hidden, &batch.mask)?)
+    }
+
+    /// Pooled embeddings (B, H) of `texts`, each truncated to `max_len` tokens.
+    pub fn embed_texts(&self, texts: &[&str], pooling: Pooling, max_len: usize) -> Result<Tensor> {
+        let seqs = texts
+            .iter()
+            .map(|t| self.encode(t, max_len))
+            .collect::<Result<Vec<_>>>()?;
+        self.embed_ids(&seqs, pooling)
     }
 }
 

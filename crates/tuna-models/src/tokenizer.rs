@@ -112,24 +112,21 @@ impl TextTokenizer {
             .decode(ids, skip_special)
             .map_err(|e| Error::Invalid(format!("cannot decode ids: {e}")))
     }
-
-    /// Encodes texts into one right-padded batch on `device`.
-    pub fn batch(&self, texts: &[&str], max_len: usize, device: &Device) -> Result<Batch> {
-        let seqs = texts
-            .iter()
-            .map(|t| self.encode(t, max_len))
-            .collect::<Result<Vec<_>>>()?;
-        pad_batch(&seqs, self.pad_id, device)
-    }
 }
 
 /// Pads id sequences on the right into a [`Batch`].
-pub fn pad_batch(seqs: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<Batch> {
+pub fn pad_batch<S: AsRef<[u32]>>(seqs: &[S], pad_id: u32, device: &Device) -> Result<Batch> {
     let b = seqs.len();
-    let t = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let t = seqs
+        .iter()
+        .map(|s| s.as_ref().len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut ids = Vec::with_capacity(b * t);
     let mut mask = Vec::with_capacity(b * t);
     for s in seqs {
+        let s = s.as_ref();
         ids.extend_from_slice(s);
         ids.extend(std::iter::repeat_n(pad_id, t - s.len()));
         mask.extend(std::iter::repeat_n(1u32, s.len()));
@@ -139,7 +136,7 @@ pub fn pad_batch(seqs: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<Batc
         ids: Tensor::from_vec(ids, (b, t), device)?,
         mask: Tensor::from_vec(mask, (b, t), device)?,
         type_ids: Tensor::zeros((b, t), candle_core::DType::U32, device)?,
-        lengths: seqs.iter().map(Vec::len).collect(),
+        lengths: seqs.iter().map(|s| s.as_ref().len()).collect(),
     })
 }
 

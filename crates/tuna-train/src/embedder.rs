@@ -3,7 +3,6 @@
 use crate::progress::Progress;
 use candle_core::Tensor;
 use tuna_core::Result;
-use tuna_models::tokenizer::pad_batch;
 use tuna_models::Model;
 use tuna_nn::pooling::l2_normalize;
 use tuna_nn::Pooling;
@@ -56,10 +55,9 @@ pub fn embed_texts(
     opts: &EmbedOptions,
     progress: &dyn Progress,
 ) -> Result<Embeddings> {
-    let max_len = opts.max_len.min(model.info.max_positions);
     let seqs = texts
         .iter()
-        .map(|t| model.tokenizer.encode(t, max_len))
+        .map(|t| model.encode(t, opts.max_len))
         .collect::<Result<Vec<_>>>()?;
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
@@ -67,10 +65,8 @@ pub fn embed_texts(
     let mut data = vec![0f32; texts.len() * cols];
     progress.start("embedding", texts.len() as u64);
     for chunk in order.chunks(opts.batch_size.max(1)) {
-        let batch_seqs: Vec<Vec<u32>> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-        let batch = pad_batch(&batch_seqs, model.tokenizer.pad_id, &model.device)?;
-        let hidden = model.hidden_states(&batch)?;
-        let mut pooled: Tensor = opts.pooling.pool(&hidden, &batch.mask)?;
+        let batch: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
+        let mut pooled: Tensor = model.embed_ids(&batch, opts.pooling)?;
         if opts.normalize {
             pooled = l2_normalize(&pooled)?;
         }
