@@ -4,12 +4,15 @@
 //! `models/distilbert/modeling_distilbert.py`; module paths follow the checkpoint's key tree.
 
 use crate::ctx::Ctx;
+use crate::params::{LinearVisitor, Visitor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
-use tuna_nn::attention::{attention, merge_heads};
+use std::ops::Range;
+use tuna_core::Rng;
+use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::padding_mask;
-use tuna_nn::{linear, Activation, LayerNorm, Linear};
+use tuna_nn::{linear, Activation, Bottleneck, LayerNorm, Linear};
 
 /// The fields of a BERT `config.json` that the model needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,13 +133,20 @@ impl Flavor {
 
 /// One post-LayerNorm encoder block.
 struct Block {
-    /// `query`, `key` and `value` fused into one (H -> 3H) product, in that order.
-    qkv: Linear,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    /// `query`, `key` and `value` fused into one (H -> 3H) product while their base weights
+    /// are frozen; rebuilt by [`Block::refresh`].
+    qkv: Option<Linear>,
     attn_out: Linear,
     attn_norm: LayerNorm,
     ffn_in: Linear,
     ffn_out: Linear,
     out_norm: LayerNorm,
+    /// Bottleneck adapters after the attention output and the feed-forward output.
+    adapter_attn: Option<Bottleneck>,
+    adapter_ffn: Option<Bottleneck>,
     n_heads: usize,
     act: Activation,
 }
@@ -144,42 +154,124 @@ struct Block {
 impl Block {
     fn load(cfg: &BertConfig, n: &Names, vb: VarBuilder) -> Result<Self> {
         let h = cfg.hidden_size;
-        let qkv = Linear::fuse(&[
-            linear(h, h, vb.pp(n.query))?,
-            linear(h, h, vb.pp(n.key))?,
-            linear(h, h, vb.pp(n.value))?,
-        ])?;
-        Ok(Self {
-            qkv,
+        let mut block = Self {
+            query: linear(h, h, vb.pp(n.query))?,
+            key: linear(h, h, vb.pp(n.key))?,
+            value: linear(h, h, vb.pp(n.value))?,
+            qkv: None,
             attn_out: linear(h, h, vb.pp(n.attn_out))?,
             attn_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp(n.attn_norm))?,
             ffn_in: linear(h, cfg.intermediate_size, vb.pp(n.ffn_in))?,
             ffn_out: linear(cfg.intermediate_size, h, vb.pp(n.ffn_out))?,
             out_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp(n.out_norm))?,
+            adapter_attn: None,
+            adapter_ffn: None,
             n_heads: cfg.num_attention_heads,
             act: cfg.hidden_act,
-        })
+        };
+        block.refresh()?;
+        Ok(block)
     }
 
-    /// `x`: (B, T, H); `mask`: additive (B, 1, 1, T).
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, 3, self.n_heads, h / self.n_heads))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?; // (3, B, nH, T, D)
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+    /// Re-fuses q/k/v after their tensors changed; a trainable base weight is not fused (the
+    /// gradient must reach it), so the product is then formed on every call.
+    fn refresh(&mut self) -> Result<()> {
+        let parts = [&self.query, &self.key, &self.value];
+        let tracked = parts
+            .iter()
+            .any(|l| l.weight().track_op() || l.bias().is_some_and(|b| b.track_op()));
+        self.qkv = if tracked {
+            None
+        } else {
+            Some(fuse_base(&parts)?)
+        };
+        Ok(())
+    }
+
+    fn visit(&mut self, n: &Names, prefix: &str, f: &mut Visitor) -> Result<()> {
+        self.query.visit(&format!("{prefix}.{}", n.query), f)?;
+        self.key.visit(&format!("{prefix}.{}", n.key), f)?;
+        self.value.visit(&format!("{prefix}.{}", n.value), f)?;
+        self.attn_out
+            .visit(&format!("{prefix}.{}", n.attn_out), f)?;
+        self.attn_norm
+            .visit(&format!("{prefix}.{}", n.attn_norm), f)?;
+        self.ffn_in.visit(&format!("{prefix}.{}", n.ffn_in), f)?;
+        self.ffn_out.visit(&format!("{prefix}.{}", n.ffn_out), f)?;
+        self.out_norm
+            .visit(&format!("{prefix}.{}", n.out_norm), f)?;
+        if let Some(a) = &mut self.adapter_attn {
+            a.visit(&format!("{prefix}.adapter_attn"), f)?;
+        }
+        if let Some(a) = &mut self.adapter_ffn {
+            a.visit(&format!("{prefix}.adapter_ffn"), f)?;
+        }
+        self.refresh()
+    }
+
+    fn linears(&mut self, n: &Names, prefix: &str, f: &mut LinearVisitor) -> Result<()> {
+        f(&format!("{prefix}.{}", n.query), &mut self.query)?;
+        f(&format!("{prefix}.{}", n.key), &mut self.key)?;
+        f(&format!("{prefix}.{}", n.value), &mut self.value)?;
+        f(&format!("{prefix}.{}", n.attn_out), &mut self.attn_out)?;
+        f(&format!("{prefix}.{}", n.ffn_in), &mut self.ffn_in)?;
+        f(&format!("{prefix}.{}", n.ffn_out), &mut self.ffn_out)?;
+        self.refresh()
+    }
+
+    /// `x`: (B, T, H); `mask`: additive (B, 1, 1, P+T); `prefix`: key and value prefixes
+    /// (B, nH, P, D) of prefix tuning.
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        prefix: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let h = x.dim(2)?;
+        let qkv = match &self.qkv {
+            Some(fused) => fused.forward_base(x)?,
+            None => fuse_base(&[&self.query, &self.key, &self.value])?.forward_base(x)?,
+        }; // (B, T, 3H)
+        let part = |i: usize, l: &Linear| -> Result<Tensor> {
+            let p = qkv.narrow(2, i * h, h)?;
+            let p = match l.lora_delta(x)? {
+                Some(d) => (p + d)?,
+                None => p,
+            };
+            split_heads(&p, self.n_heads)
+        };
+        let (q, mut k, mut v) = (
+            part(0, &self.query)?,
+            part(1, &self.key)?,
+            part(2, &self.value)?,
+        );
+        if let Some((pk, pv)) = prefix {
+            k = Tensor::cat(&[pk, &k], 2)?;
+            v = Tensor::cat(&[pv, &v], 2)?;
+        }
         let ctx = merge_heads(&attention(&q, &k, &v, mask)?)?; // (B, T, H)
-        let x = self
-            .attn_norm
-            .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
-        let ff = self
+        let mut a = self.attn_out.forward(&ctx)?;
+        if let Some(ad) = &self.adapter_attn {
+            a = ad.forward(&a)?;
+        }
+        let x = self.attn_norm.forward(&(a + x)?)?;
+        let mut ff = self
             .ffn_out
             .forward(&self.act.forward(&self.ffn_in.forward(&x)?)?)?;
+        if let Some(ad) = &self.adapter_ffn {
+            ff = ad.forward(&ff)?;
+        }
         self.out_norm.forward(&(ff + x)?)
     }
+}
+
+/// One product for q, k and v (base weights only; LoRA updates are added per part).
+fn fuse_base(parts: &[&Linear]) -> Result<Linear> {
+    let plain: Vec<Linear> = parts
+        .iter()
+        .map(|l| Linear::new(l.weight().clone(), l.bias().cloned()))
+        .collect();
+    Linear::fuse(&plain)
 }
 
 /// A BERT-style encoder returning the last hidden states.
@@ -190,18 +282,21 @@ pub struct Bert {
     emb_norm: LayerNorm,
     blocks: Vec<Block>,
     cfg: BertConfig,
+    /// `bert.` / `distilbert.` when the checkpoint's keys have that prefix, else empty.
+    root: String,
 }
 
 impl Bert {
     /// Loads from a var builder rooted at the checkpoint root; a `bert.`/`distilbert.` prefix is
-    /// detected and skipped.
+    /// detected and remembered for saving.
     pub fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
         let prefix = cfg.flavor.root_prefix();
-        let vb = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) {
-            vb.pp(prefix)
-        } else {
-            vb
-        };
+        let (vb, root) =
+            if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) {
+                (vb.pp(prefix), format!("{prefix}."))
+            } else {
+                (vb, String::new())
+            };
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
         let emb = |n: usize, name: &str| -> Result<Embedding> {
@@ -222,6 +317,7 @@ impl Bert {
             emb_norm: LayerNorm::load(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
             blocks,
             cfg: cfg.clone(),
+            root,
         })
     }
 
@@ -230,27 +326,33 @@ impl Bert {
         &self.cfg
     }
 
+    /// The prefix of every key name (`bert.` or empty).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// Key prefix of block `i` (`encoder.layer.3`), with the root prefix.
+    pub fn block_name(&self, i: usize) -> String {
+        format!("{}{}.{i}", self.root, self.cfg.flavor.names().layers)
+    }
+
     /// Token embeddings only: (B, T) ids -> (B, T, H). Soft prompts enter after this.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         self.word.forward(ids)
     }
 
-    /// Adds position and token-type embeddings, normalises, and runs every block.
-    /// `x`: (B, T, H) from [`Bert::embed`]; returns the last hidden states (B, T, H).
-    pub fn forward_embeds(
-        &self,
-        x: &Tensor,
-        type_ids: Option<&Tensor>,
-        ctx: &mut Ctx,
-    ) -> Result<Tensor> {
+    /// Adds position and token-type embeddings and normalises: the input of the first block.
+    /// Positions start at `ctx.position_offset`.
+    pub fn prepare(&self, x: &Tensor, type_ids: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        if t > self.cfg.max_position_embeddings {
+        let end = ctx.position_offset + t;
+        if end > self.cfg.max_position_embeddings {
             candle_core::bail!(
-                "sequence of {t} tokens is longer than the model's {} positions",
+                "sequence of {end} positions is longer than the model's {} positions",
                 self.cfg.max_position_embeddings
             );
         }
-        let pos = Tensor::arange(0u32, t as u32, x.device())?;
+        let pos = Tensor::arange(ctx.position_offset as u32, end as u32, x.device())?;
         let mut h = x.broadcast_add(&self.position.forward(&pos)?)?;
         if let Some(tt) = &self.token_type {
             let ids = match type_ids {
@@ -259,14 +361,35 @@ impl Bert {
             };
             h = (h + tt.forward(&ids)?)?;
         }
-        let mut h = self.emb_norm.forward(&h)?;
-        ctx.capture(&h);
-        let mask = ctx.mask.as_ref().map(padding_mask).transpose()?;
-        for block in &self.blocks {
-            h = block.forward(&h, mask.as_ref())?;
+        self.emb_norm.forward(&h)
+    }
+
+    /// Runs `blocks` on `h` (B, T, H) from [`Bert::prepare`] or an earlier block.
+    pub fn run_blocks(&self, h: &Tensor, blocks: Range<usize>, ctx: &mut Ctx) -> Result<Tensor> {
+        let mask = ctx.key_mask()?.map(|m| padding_mask(&m)).transpose()?;
+        let mut h = h.clone();
+        if blocks.start == 0 {
+            ctx.capture(&h);
+        }
+        for i in blocks {
+            let block = &self.blocks[i];
+            let prefix = ctx.prefix.as_ref().map(|p| &p[i]);
+            h = block.forward(&h, mask.as_ref(), prefix)?;
             ctx.capture(&h);
         }
         Ok(h)
+    }
+
+    /// Embeddings through every block. `x`: (B, T, H) from [`Bert::embed`]; returns the last
+    /// hidden states (B, T, H).
+    pub fn forward_embeds(
+        &self,
+        x: &Tensor,
+        type_ids: Option<&Tensor>,
+        ctx: &mut Ctx,
+    ) -> Result<Tensor> {
+        let h = self.prepare(x, type_ids, ctx)?;
+        self.run_blocks(&h, 0..self.blocks.len(), ctx)
     }
 
     /// Ids to last hidden states.
@@ -277,5 +400,52 @@ impl Bert {
         ctx: &mut Ctx,
     ) -> Result<Tensor> {
         self.forward_embeds(&self.embed(ids)?, type_ids, ctx)
+    }
+
+    /// Visits every tensor (weights, LoRA, adapters) by its Hugging Face / PEFT key name.
+    pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
+        let (h, root) = (self.cfg.hidden_size, self.root.clone());
+        let mut emb = |e: &mut Embedding, name: &str| -> Result<()> {
+            let mut t = e.embeddings().clone();
+            f(&format!("{root}embeddings.{name}.weight"), &mut t)?;
+            *e = Embedding::new(t, h);
+            Ok(())
+        };
+        emb(&mut self.word, "word_embeddings")?;
+        emb(&mut self.position, "position_embeddings")?;
+        if let Some(tt) = &mut self.token_type {
+            emb(tt, "token_type_embeddings")?;
+        }
+        self.emb_norm
+            .visit(&format!("{root}embeddings.LayerNorm"), f)?;
+        let names = self.cfg.flavor.names();
+        for i in 0..self.blocks.len() {
+            let prefix = self.block_name(i);
+            self.blocks[i].visit(&names, &prefix, f)?;
+        }
+        Ok(())
+    }
+
+    /// Visits every linear layer of the blocks by module name (LoRA targets).
+    pub fn linears(&mut self, f: &mut LinearVisitor) -> Result<()> {
+        let names = self.cfg.flavor.names();
+        for i in 0..self.blocks.len() {
+            let prefix = self.block_name(i);
+            self.blocks[i].linears(&names, &prefix, f)?;
+        }
+        Ok(())
+    }
+
+    /// Adds bottleneck adapters of `size` after attention and feed-forward in every block.
+    pub fn add_adapters(&mut self, size: usize, act: Activation, rng: &mut Rng) -> Result<()> {
+        let (h, dev) = (
+            self.cfg.hidden_size,
+            self.word.embeddings().device().clone(),
+        );
+        for b in &mut self.blocks {
+            b.adapter_attn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
+            b.adapter_ffn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
+        }
+        Ok(())
     }
 }

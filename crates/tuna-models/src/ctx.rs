@@ -1,15 +1,19 @@
-//! The per-call context every model's `forward_embeds` takes: masks, train flag, and the hooks
-//! methods use (hidden-state capture now; prefixes and the KV cache plug in here too).
+//! The per-call context every model's `forward_embeds` takes: masks, and the hooks methods use
+//! (hidden-state capture, prefix tuning's per-layer key/value prefixes, position offsets).
 
-use candle_core::Tensor;
+use candle_core::{Result, Tensor};
 
 /// What a forward pass needs besides the input embeddings.
 #[derive(Default)]
 pub struct Ctx {
     /// (B, T) of 0/1: which positions are real tokens (right padding).
     pub mask: Option<Tensor>,
-    /// Training mode (dropout on). Inference when false.
-    pub train: bool,
+    /// Prefix tuning: per block, key and value prefixes (B, kv heads, P, head dim) that every
+    /// position attends to.
+    pub prefix: Option<Vec<(Tensor, Tensor)>>,
+    /// First position id of the input (prefix tuning offsets real tokens by the prefix length,
+    /// as a cached past of that length would).
+    pub position_offset: usize,
     /// Keep every block's output in [`Ctx::hidden_states`].
     pub capture_hidden: bool,
     /// Filled when `capture_hidden`: the embeddings output, then each block's output.
@@ -23,6 +27,26 @@ impl Ctx {
             mask: Some(mask.clone()),
             ..Self::default()
         }
+    }
+
+    /// Number of prefix positions.
+    pub fn prefix_len(&self) -> Result<usize> {
+        match &self.prefix {
+            Some(p) if !p.is_empty() => p[0].0.dim(2),
+            _ => Ok(0),
+        }
+    }
+
+    /// The key padding mask (B, P + T): ones for the prefix, then [`Ctx::mask`].
+    pub fn key_mask(&self) -> Result<Option<Tensor>> {
+        let (Some(mask), p) = (&self.mask, self.prefix_len()?) else {
+            return Ok(None);
+        };
+        if p == 0 {
+            return Ok(Some(mask.clone()));
+        }
+        let ones = Tensor::ones((mask.dim(0)?, p), mask.dtype(), mask.device())?;
+        Ok(Some(Tensor::cat(&[&ones, mask], 1)?))
     }
 
     pub(crate) fn capture(&mut self, h: &Tensor) {

@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod gguf;
 pub mod hub;
 pub mod llama;
+pub mod params;
 pub mod registry;
 pub mod testing;
 pub mod tokenizer;

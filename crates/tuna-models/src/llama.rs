@@ -6,12 +6,15 @@
 //! (`model.layers.N.self_attn.q_proj`, ...). GGUF files are renamed to these keys at load.
 
 use crate::ctx::Ctx;
+use crate::params::{LinearVisitor, Visitor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use tuna_core::Rng;
 use tuna_nn::attention::{attention, merge_heads, repeat_kv, split_heads};
 use tuna_nn::mask::causal_mask;
-use tuna_nn::{linear, linear_no_bias, Activation, Linear, RmsNorm, Rotary};
+use tuna_nn::{linear, linear_no_bias, Activation, Bottleneck, Linear, RmsNorm, Rotary};
 
 /// The fields of a Llama/Qwen2 `config.json` that the model needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,12 +104,26 @@ impl SelfAttention {
         })
     }
 
-    fn forward(&self, x: &Tensor, rotary: &Rotary, mask: &Tensor) -> Result<Tensor> {
+    /// `pos`: position of the first token; `prefix`: key/value prefixes (B, nKV, P, D), which
+    /// are not rotated (they stand for a cached past).
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        mask: &Tensor,
+        pos: usize,
+        prefix: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
         let q = split_heads(&self.q_proj.forward(x)?, self.n_heads)?; // (B, nH, T, D)
         let k = split_heads(&self.k_proj.forward(x)?, self.n_kv)?; // (B, nKV, T, D)
         let v = split_heads(&self.v_proj.forward(x)?, self.n_kv)?;
-        let q = rotary.apply(&q, 0)?;
-        let k = rotary.apply(&k, 0)?;
+        let q = rotary.apply(&q, pos)?;
+        let mut k = rotary.apply(&k, pos)?;
+        let mut v = v;
+        if let Some((pk, pv)) = prefix {
+            k = Tensor::cat(&[pk, &k], 2)?;
+            v = Tensor::cat(&[pv, &v], 2)?;
+        }
         let rep = self.n_heads / self.n_kv;
         let k = repeat_kv(&k, rep)?.contiguous()?;
         let v = repeat_kv(&v, rep)?.contiguous()?;
@@ -146,6 +163,9 @@ struct Block {
     self_attn: SelfAttention,
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
+    /// Bottleneck adapters after the attention output and the feed-forward output.
+    adapter_attn: Option<Bottleneck>,
+    adapter_ffn: Option<Bottleneck>,
 }
 
 impl Block {
@@ -156,18 +176,60 @@ impl Block {
             self_attn: SelfAttention::load(cfg, vb.pp("self_attn"))?,
             post_attention_layernorm: RmsNorm::load(h, eps, vb.pp("post_attention_layernorm"))?,
             mlp: Mlp::load(cfg, vb.pp("mlp"))?,
+            adapter_attn: None,
+            adapter_ffn: None,
         })
     }
 
-    fn forward(&self, x: &Tensor, rotary: &Rotary, mask: &Tensor) -> Result<Tensor> {
-        let a = self
-            .self_attn
-            .forward(&self.input_layernorm.forward(x)?, rotary, mask)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        mask: &Tensor,
+        pos: usize,
+        prefix: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let mut a =
+            self.self_attn
+                .forward(&self.input_layernorm.forward(x)?, rotary, mask, pos, prefix)?;
+        if let Some(ad) = &self.adapter_attn {
+            a = ad.forward(&a)?;
+        }
         let x = (x + a)?;
-        let m = self
+        let mut m = self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&x)?)?;
+        if let Some(ad) = &self.adapter_ffn {
+            m = ad.forward(&m)?;
+        }
         x + m
+    }
+
+    fn linears(&mut self, prefix: &str, f: &mut LinearVisitor) -> Result<()> {
+        let a = &mut self.self_attn;
+        f(&format!("{prefix}.self_attn.q_proj"), &mut a.q_proj)?;
+        f(&format!("{prefix}.self_attn.k_proj"), &mut a.k_proj)?;
+        f(&format!("{prefix}.self_attn.v_proj"), &mut a.v_proj)?;
+        f(&format!("{prefix}.self_attn.o_proj"), &mut a.o_proj)?;
+        let m = &mut self.mlp;
+        f(&format!("{prefix}.mlp.gate_proj"), &mut m.gate_proj)?;
+        f(&format!("{prefix}.mlp.up_proj"), &mut m.up_proj)?;
+        f(&format!("{prefix}.mlp.down_proj"), &mut m.down_proj)
+    }
+
+    fn visit(&mut self, prefix: &str, f: &mut Visitor) -> Result<()> {
+        self.input_layernorm
+            .visit(&format!("{prefix}.input_layernorm"), f)?;
+        self.post_attention_layernorm
+            .visit(&format!("{prefix}.post_attention_layernorm"), f)?;
+        self.linears(prefix, &mut |name, l| l.visit(name, f))?;
+        if let Some(a) = &mut self.adapter_attn {
+            a.visit(&format!("{prefix}.adapter_attn"), f)?;
+        }
+        if let Some(a) = &mut self.adapter_ffn {
+            a.visit(&format!("{prefix}.adapter_ffn"), f)?;
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +239,8 @@ pub struct Llama {
     blocks: Vec<Block>,
     norm: RmsNorm,
     lm_head: Linear,
+    /// The output layer is the token embedding matrix.
+    tied: bool,
     rotary: Rotary,
     cfg: LlamaConfig,
 }
@@ -187,7 +251,8 @@ impl Llama {
         let m = vb.pp("model");
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
         let embed_w = m.pp("embed_tokens").get((v, h), "weight")?;
-        let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+        let tied = cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight");
+        let lm_head = if tied {
             Linear::new(embed_w.clone(), None)
         } else {
             linear_no_bias(h, v, vb.pp("lm_head"))?
@@ -200,6 +265,7 @@ impl Llama {
             blocks,
             norm: RmsNorm::load(h, cfg.rms_norm_eps, m.pp("norm"))?,
             lm_head,
+            tied,
             rotary: Rotary::new(
                 cfg.head_size(),
                 cfg.max_position_embeddings,
@@ -220,23 +286,94 @@ impl Llama {
         self.embed_tokens.forward(ids)
     }
 
-    /// Runs every block on `x` (B, T, H) and the final norm; returns (B, T, H).
-    pub fn forward_embeds(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let t = x.dim(1)?;
-        if t > self.rotary.max_positions() {
+    /// Key prefix of block `i` (`model.layers.3`).
+    pub fn block_name(&self, i: usize) -> String {
+        format!("model.layers.{i}")
+    }
+
+    /// Runs `blocks` on `h` (B, T, H) (token embeddings, or an earlier block's output);
+    /// positions start at `ctx.position_offset`. Returns the last block's output, before the
+    /// final norm.
+    pub fn run_blocks(&self, h: &Tensor, blocks: Range<usize>, ctx: &mut Ctx) -> Result<Tensor> {
+        let t = h.dim(1)?;
+        let pos = ctx.position_offset;
+        if pos + t > self.rotary.max_positions() {
             candle_core::bail!(
-                "sequence of {t} tokens is longer than the model's {} positions",
+                "sequence of {} positions is longer than the model's {} positions",
+                pos + t,
                 self.rotary.max_positions()
             );
         }
-        let mask = causal_mask(t, 0, ctx.mask.as_ref(), x.device())?;
-        let mut h = x.clone();
-        ctx.capture(&h);
-        for block in &self.blocks {
-            h = block.forward(&h, &self.rotary, &mask)?;
+        let past = ctx.prefix_len()?;
+        let mask = causal_mask(t, past, ctx.key_mask()?.as_ref(), h.device())?;
+        let mut h = h.clone();
+        if blocks.start == 0 {
             ctx.capture(&h);
         }
-        self.norm.forward(&h)
+        for i in blocks {
+            let block = &self.blocks[i];
+            let prefix = ctx.prefix.as_ref().map(|p| &p[i]);
+            h = block.forward(&h, &self.rotary, &mask, pos, prefix)?;
+            ctx.capture(&h);
+        }
+        Ok(h)
+    }
+
+    /// The final norm, applied to the last block's output.
+    pub fn final_norm(&self, h: &Tensor) -> Result<Tensor> {
+        self.norm.forward(h)
+    }
+
+    /// Runs every block on `x` (B, T, H) and the final norm; returns (B, T, H).
+    pub fn forward_embeds(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let h = self.run_blocks(x, 0..self.blocks.len(), ctx)?;
+        self.final_norm(&h)
+    }
+
+    /// Visits every tensor (weights, LoRA, adapters) by its Hugging Face / PEFT key name. A tied
+    /// output layer is the embedding and is not visited twice.
+    pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
+        let h = self.cfg.hidden_size;
+        let mut t = self.embed_tokens.embeddings().clone();
+        f("model.embed_tokens.weight", &mut t)?;
+        self.embed_tokens = Embedding::new(t.clone(), h);
+        if self.tied {
+            self.lm_head = Linear::new(t, None);
+        } else {
+            self.lm_head.visit("lm_head", f)?;
+        }
+        for i in 0..self.blocks.len() {
+            let prefix = self.block_name(i);
+            self.blocks[i].visit(&prefix, f)?;
+        }
+        self.norm.visit("model.norm", f)
+    }
+
+    /// Visits every linear layer of the blocks by module name (LoRA targets).
+    pub fn linears(&mut self, f: &mut LinearVisitor) -> Result<()> {
+        for i in 0..self.blocks.len() {
+            let prefix = self.block_name(i);
+            self.blocks[i].linears(&prefix, f)?;
+        }
+        Ok(())
+    }
+
+    /// Adds bottleneck adapters of `size` after attention and feed-forward in every block.
+    pub fn add_adapters(&mut self, size: usize, act: Activation, rng: &mut Rng) -> Result<()> {
+        let (h, dev) = (
+            self.cfg.hidden_size,
+            self.embed_tokens.embeddings().device().clone(),
+        );
+        for b in &mut self.blocks {
+            b.adapter_attn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
+            b.adapter_ffn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
+        }
+        Ok(())
+    }
+
+    /// True when the output layer shares the token embedding matrix.
+    pub fn tied(&self) -> bool {
+        self.tied
     }
 
     /// Ids to final hidden states (B, T, H).

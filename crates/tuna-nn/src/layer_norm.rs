@@ -27,6 +27,16 @@ impl LayerNorm {
         })
     }
 
+    /// Visits `weight` and `bias` under `prefix`.
+    pub fn visit(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>,
+    ) -> Result<()> {
+        f(&format!("{prefix}.weight"), &mut self.weight)?;
+        f(&format!("{prefix}.bias"), &mut self.bias)
+    }
+
     /// Normalises `x` (..., dim).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::layer_norm(x, &self.weight, &self.bias, self.eps)

@@ -6,9 +6,13 @@
 
 pub mod activation;
 pub mod attention;
+pub mod bottleneck;
+pub mod dropout;
 pub mod gelu;
+pub mod init;
 pub mod layer_norm;
 pub mod linear;
+pub mod lora;
 pub mod mask;
 pub mod ops;
 pub mod pooling;
@@ -16,8 +20,10 @@ pub mod rms_norm;
 pub mod rotary;
 
 pub use activation::Activation;
+pub use bottleneck::Bottleneck;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, linear_no_bias, Linear};
+pub use lora::LoraDelta;
 pub use pooling::Pooling;
 pub use rms_norm::RmsNorm;
 pub use rotary::Rotary;

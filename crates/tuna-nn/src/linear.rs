@@ -1,5 +1,7 @@
-//! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`.
+//! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`,
+//! with an optional LoRA update.
 
+use crate::lora::LoraDelta;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -8,12 +10,82 @@ use candle_nn::VarBuilder;
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// LoRA update added to the output, if attached.
+    pub lora: Option<LoraDelta>,
 }
 
 impl Linear {
     /// Builds from explicit tensors.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            lora: None,
+        }
+    }
+
+    /// Input and output sizes.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        let (o, i) = self.weight.dims2()?;
+        Ok((i, o))
+    }
+
+    /// Visits `weight`, `bias` and LoRA's `lora_A.weight` / `lora_B.weight` under `prefix`
+    /// (PEFT's names), letting `f` replace them.
+    pub fn visit(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>,
+    ) -> Result<()> {
+        f(&format!("{prefix}.weight"), &mut self.weight)?;
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}.bias"), b)?;
+        }
+        if let Some(l) = &mut self.lora {
+            f(&format!("{prefix}.lora_A.weight"), &mut l.a)?;
+            f(&format!("{prefix}.lora_B.weight"), &mut l.b)?;
+        }
+        Ok(())
+    }
+
+    /// Folds the LoRA update into the weight and removes it.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        if let Some(l) = self.lora.take() {
+            self.weight = (&self.weight + l.dense()?)?;
+        }
+        Ok(())
+    }
+
+    /// `x W^T + b` without the LoRA update.
+    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        self.rows(x, false)
+    }
+
+    /// The LoRA update alone for `x` (any leading dims), if a LoRA is attached.
+    pub fn lora_delta(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(l) = &self.lora else { return Ok(None) };
+        let (lead, x2) = flatten_rows(x)?;
+        let d = l.forward(&x2)?;
+        Ok(Some(match lead {
+            Some((b, t)) => d.reshape((b, t, ()))?,
+            None => d,
+        }))
+    }
+
+    fn rows(&self, x: &Tensor, with_lora: bool) -> Result<Tensor> {
+        // Work on 2-D rows: one matmul over all positions, then the bias add on the same rows.
+        let (lead, x2) = flatten_rows(x)?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let (true, Some(l)) = (with_lora, &self.lora) {
+            y = (y + l.forward(&x2)?)?;
+        }
+        match lead {
+            Some((b, t)) => y.reshape((b, t, ())),
+            None => Ok(y),
+        }
     }
 
     /// One layer computing several layers on the same input at once (their outputs
@@ -46,21 +118,16 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Work on 2-D rows: one matmul over all positions, then the bias add on the same rows.
-        let (rows_shape, x2) = match x.dims() {
-            [b, t, i] => (Some((*b, *t)), x.reshape((b * t, *i))?),
-            _ => (None, x.clone()),
-        };
-        let y = x2.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        match rows_shape {
-            Some((b, t)) => y.reshape((b, t, ())),
-            None => Ok(y),
-        }
+        self.rows(x, true)
     }
+}
+
+/// (B, T, I) -> ((B, T), (B*T, I)); 2-D input unchanged.
+fn flatten_rows(x: &Tensor) -> Result<(Option<(usize, usize)>, Tensor)> {
+    Ok(match x.dims() {
+        [b, t, i] => (Some((*b, *t)), x.reshape((b * t, *i))?),
+        _ => (None, x.clone()),
+    })
 }
 
 /// Loads `weight` (out, in) and `bias` (out,) under `vb`.

@@ -20,6 +20,15 @@ impl RmsNorm {
         })
     }
 
+    /// Visits `weight` under `prefix`.
+    pub fn visit(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>,
+    ) -> Result<()> {
+        f(&format!("{prefix}.weight"), &mut self.weight)
+    }
+
     /// Normalises `x` (..., dim).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::rms_norm(x, &self.weight, self.eps)

@@ -3,9 +3,11 @@
 //! log with `tracing`; only the CLI prints.
 
 pub mod cache;
+pub mod chart;
 pub mod embedder;
 pub mod error;
 pub mod features;
+pub mod finetune;
 pub mod predict;
 pub mod progress;
 pub mod run;

@@ -3,6 +3,7 @@
 use crate::cache::model_fingerprint;
 use crate::embedder::embed_texts;
 use crate::features::features;
+use crate::finetune::{load_finetuned, TaskModel};
 use crate::progress::Progress;
 use crate::run::{read_run_config, RunConfig};
 use crate::Result;
@@ -23,12 +24,20 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
+/// What a run predicts with.
+enum Method {
+    Features {
+        classifier: Classifier,
+        model: Model,
+    },
+    Finetuned(Box<TaskModel>),
+}
+
 /// A loaded run, ready to predict.
 pub struct Predictor {
     pub config: RunConfig,
     pub labels: LabelMap,
-    classifier: Classifier,
-    model: Model,
+    method: Method,
 }
 
 impl Predictor {
@@ -36,24 +45,47 @@ impl Predictor {
     pub fn load(dir: &Path, model: Option<&Path>, device: &Device) -> Result<Self> {
         let config = read_run_config(dir)?;
         let labels = LabelMap::load(&dir.join("labels.json"))?;
-        let classifier = Classifier::load(&dir.join("classifier.json"))?;
         let model_path = model.unwrap_or(&config.model);
         if model_fingerprint(model_path)? != config.model_fingerprint {
             tracing::warn!(model = %model_path.display(), "model files differ from the ones the run was trained with");
         }
-        let model = load_model(model_path, device)?;
+        let method = match &config.finetune {
+            Some(ft) => Method::Finetuned(Box::new(load_finetuned(
+                dir,
+                ft,
+                labels.len(),
+                model_path,
+                device,
+            )?)),
+            None => Method::Features {
+                classifier: Classifier::load(&dir.join("classifier.json"))?,
+                model: load_model(model_path, device)?,
+            },
+        };
         Ok(Self {
             config,
             labels,
-            classifier,
-            model,
+            method,
         })
     }
 
     /// Labels `texts`.
     pub fn predict(&self, texts: &[String], progress: &dyn Progress) -> Result<Vec<Prediction>> {
-        let emb = embed_texts(&self.model, texts, &self.config.features.embed, progress)?;
-        let probs = self.classifier.predict_proba(&features(&emb)?)?;
+        let probs = match (&self.method, &self.config.features) {
+            (Method::Features { classifier, model }, Some(fcfg)) => {
+                let emb = embed_texts(model, texts, &fcfg.embed, progress)?;
+                classifier.predict_proba(&features(&emb)?)?
+            }
+            (Method::Finetuned(tm), _) => {
+                let max_len = self
+                    .config
+                    .finetune
+                    .as_ref()
+                    .map_or(128, |f| f.train.max_len);
+                tm.predict_texts(texts, max_len, progress)?
+            }
+            _ => return Err(crate::Error::Invalid("run without method settings".into())),
+        };
         Ok(probs
             .into_iter()
             .map(|p| {

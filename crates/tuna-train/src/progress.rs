@@ -8,6 +8,8 @@ pub trait Progress {
     fn advance(&self, n: u64);
     /// The phase is over.
     fn finish(&self);
+    /// A short status line for the current phase (loss, learning rate, speed).
+    fn message(&self, _msg: &str) {}
 }
 
 /// Progress that goes nowhere.

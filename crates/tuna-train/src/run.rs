@@ -5,6 +5,7 @@
 //! method (`classifier.json` for the feature-based method), `metrics.json`.
 
 use crate::features::FeatureConfig;
+use crate::finetune::FinetuneConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,11 @@ pub struct RunConfig {
     /// Fingerprint of the model files when the run was made.
     pub model_fingerprint: String,
     /// Settings of the feature-based method.
-    pub features: FeatureConfig,
+    #[serde(default)]
+    pub features: Option<FeatureConfig>,
+    /// Settings of a finetuning method.
+    #[serde(default)]
+    pub finetune: Option<FinetuneConfig>,
     /// The data files and split.
     pub data: DataRecord,
 }
@@ -61,6 +66,24 @@ impl RunWriter {
             std::fs::remove_dir_all(&partial).map_err(|e| tuna_core::Error::io(&partial, e))?;
         }
         std::fs::create_dir_all(&partial).map_err(|e| tuna_core::Error::io(&partial, e))?;
+        Ok(Self {
+            partial,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Reopens the unfinished run `DIR.partial` left by a killed run, keeping its files.
+    pub fn reopen(dir: &Path) -> Result<Self> {
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("bad run directory {}", dir.display())))?;
+        let partial = dir.with_file_name(format!("{}.partial", name.to_string_lossy()));
+        if !partial.is_dir() {
+            return Err(Error::Invalid(format!(
+                "--resume: no unfinished run at {} (it is created by a run that was stopped)",
+                partial.display()
+            )));
+        }
         Ok(Self {
             partial,
             dir: dir.to_path_buf(),

@@ -4,7 +4,9 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use tuna_data::{read_dataset, stratified_split, Dataset, LabelMap, ReadOptions, SplitSpec};
+use tuna_data::{
+    balanced_subset, read_dataset, stratified_split, Dataset, LabelMap, ReadOptions, SplitSpec,
+};
 
 /// Where the data comes from and how it is split.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct DataSpec {
     pub split: SplitSpec,
     /// Seed of the split.
     pub seed: u64,
+    /// With `data`: undersample every class to the smallest class's size before splitting.
+    pub balance: bool,
 }
 
 /// Rows of one source file that make up a part of the task.
@@ -94,8 +98,19 @@ pub fn load_task_data(spec: &DataSpec) -> Result<TaskData> {
             let ds = read_dataset(path, &spec.read)?;
             let labels = LabelMap::from_dataset(&ds)?;
             let y = labels.encode(&ds, "data")?;
-            let s = stratified_split(&y, &spec.split, spec.seed);
-            let part = |rows| Part { source: 0, rows };
+            let mut keep: Vec<usize> = if spec.balance {
+                balanced_subset(&y, None, spec.seed)
+            } else {
+                (0..y.len()).collect()
+            };
+            keep.sort_unstable();
+            let y_kept: Vec<usize> = keep.iter().map(|&i| y[i]).collect();
+            let s = stratified_split(&y_kept, &spec.split, spec.seed);
+            let part = |rows: Vec<usize>| {
+                let mut rows: Vec<usize> = rows.into_iter().map(|i| keep[i]).collect();
+                rows.sort_unstable();
+                Part { source: 0, rows }
+            };
             let test = (!s.test.is_empty()).then(|| part(s.test));
             Ok(TaskData {
                 sources: vec![ds],

@@ -132,6 +132,9 @@ pub struct DataArgs {
     /// Seed of the split and of every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// With --data: undersample every class to the size of the smallest before splitting.
+    #[arg(long)]
+    pub balance: bool,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -146,6 +149,7 @@ impl DataArgs {
             read: self.read.options(true)?,
             split: self.split,
             seed: self.seed,
+            balance: self.balance,
         })
     }
 }

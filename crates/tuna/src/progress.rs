@@ -28,25 +28,32 @@ impl Progress for Bar {
         let bar = if total > 0 {
             let b = ProgressBar::new(total);
             b.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>20} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             b
         } else {
             let b = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} {msg}") {
+                b.set_style(style);
+            }
             b.enable_steady_tick(Duration::from_millis(120));
             b
         };
-        bar.set_message(phase.to_string());
+        bar.set_prefix(phase.to_string());
         *self.bar.borrow_mut() = Some(bar);
     }
 
     fn advance(&self, n: u64) {
         if let Some(b) = self.bar.borrow().as_ref() {
             b.inc(n);
+        }
+    }
+
+    fn message(&self, msg: &str) {
+        if let Some(b) = self.bar.borrow().as_ref() {
+            b.set_message(msg.to_string());
         }
     }
 

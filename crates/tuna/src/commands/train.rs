@@ -1,6 +1,7 @@
 //! `tuna train`: adapt a model to labelled data with one method, evaluate it, and keep the run.
 
 use crate::args::{DataArgs, EmbedArgs, ModelArgs};
+use crate::commands::finetune::{report, run_finetune, summary, FinetuneArgs};
 use crate::output::Output;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -8,8 +9,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use tuna_classic::{ClassifierConfig, ClassifierKind};
-use tuna_data::Metrics;
 use tuna_train::features::{train_features, FeatureConfig};
+use tuna_train::finetune::MethodKind;
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::task_data::load_task_data;
 
@@ -18,6 +19,18 @@ use tuna_train::task_data::load_task_data;
 enum Method {
     /// Frozen model -> cached embeddings -> classical classifier.
     Features,
+    /// New output layer on the frozen model (--unfreeze-last N also trains the last N blocks).
+    Head,
+    /// Every weight.
+    Full,
+    /// Low-rank updates of the attention projections (or --lora-targets).
+    Lora,
+    /// Houlsby bottleneck adapters after attention and feed-forward in every block.
+    Adapter,
+    /// Trainable key/value prefixes in every layer (MLP-reparameterised in training).
+    Prefix,
+    /// Trainable virtual-token embeddings before the input.
+    Prompt,
 }
 
 #[derive(Args)]
@@ -52,11 +65,44 @@ pub struct TrainCmd {
     /// Replace the run directory if it exists.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    finetune: FinetuneArgs,
 }
 
 impl TrainCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        let Method::Features = self.method;
+        let kind = match self.method {
+            Method::Features => None,
+            Method::Head => Some(MethodKind::Head),
+            Method::Full => Some(MethodKind::Full),
+            Method::Lora => Some(MethodKind::Lora),
+            Method::Adapter => Some(MethodKind::Adapter),
+            Method::Prefix => Some(MethodKind::Prefix),
+            Method::Prompt => Some(MethodKind::Prompt),
+        };
+        if let Some(kind) = kind {
+            let dir = self
+                .out
+                .clone()
+                .unwrap_or_else(|| default_run_dir(kind.name()));
+            // Finetuning defaults to 128 tokens unless --max-len says otherwise.
+            let max_len = if self.embed.max_len == 256 {
+                128
+            } else {
+                self.embed.max_len
+            };
+            return run_finetune(
+                out,
+                kind,
+                &self.model,
+                &self.data,
+                &self.finetune,
+                self.embed.pooling,
+                max_len,
+                &dir,
+                self.overwrite,
+            );
+        }
         let spec = self.data.spec()?;
         let data = load_task_data(&spec)?;
         out.line(format!("data: {}", data.summary()));
@@ -83,7 +129,7 @@ impl TrainCmd {
         let dir = self
             .out
             .clone()
-            .unwrap_or_else(|| default_run_dir(self.classifier));
+            .unwrap_or_else(|| default_run_dir(&format!("features-{}", self.classifier)));
         let writer = RunWriter::create(&dir, self.overwrite)?;
         let t0 = Instant::now();
         let bar = out.bar();
@@ -103,7 +149,8 @@ impl TrainCmd {
             model: std::fs::canonicalize(&model.info.source)
                 .unwrap_or_else(|_| model.info.source.clone()),
             model_fingerprint: fp,
-            features: cfg.clone(),
+            features: Some(cfg.clone()),
+            finetune: None,
             data: DataRecord {
                 files: data.sources.iter().map(|s| s.path.clone()).collect(),
                 split: format!(
@@ -159,22 +206,9 @@ impl TrainCmd {
     }
 }
 
-fn report(out: &Output, part: &str, m: &Metrics) {
-    out.line(format!(
-        "{part}: accuracy {:.2}%  macro-F1 {:.2}%  (n = {})",
-        m.accuracy * 100.0,
-        m.macro_f1 * 100.0,
-        m.n
-    ));
-}
-
-fn summary(m: &Metrics) -> serde_json::Value {
-    json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "n": m.n, "confusion": m.confusion})
-}
-
-fn default_run_dir(kind: ClassifierKind) -> PathBuf {
+fn default_run_dir(name: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    PathBuf::from("runs").join(format!("features-{kind}-{secs}"))
+    PathBuf::from("runs").join(format!("{name}-{secs}"))
 }

@@ -1,0 +1,54 @@
+//! LoRA's low-rank update of a frozen linear layer: `y += dropout(x) A^T B^T * alpha / r`.
+
+use crate::dropout::dropout;
+use crate::init;
+use candle_core::{Device, Result, Tensor};
+use tuna_core::Rng;
+
+/// The trainable part of a LoRA layer. `a`: (r, in), `b`: (out, r).
+#[derive(Debug, Clone)]
+pub struct LoraDelta {
+    pub a: Tensor,
+    pub b: Tensor,
+    /// `alpha / r`.
+    pub scale: f64,
+    /// Dropout on the input of the update, in training.
+    pub dropout: f32,
+}
+
+impl LoraDelta {
+    /// PEFT's default initialisation: `A` Kaiming-uniform, `B` zero, so the layer starts unchanged.
+    pub fn init(
+        in_dim: usize,
+        out_dim: usize,
+        r: usize,
+        alpha: f64,
+        dropout: f32,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<Self> {
+        let bound = 1.0 / (in_dim as f64).sqrt();
+        Ok(Self {
+            a: init::uniform((r, in_dim), bound, rng, dev)?,
+            b: Tensor::zeros((out_dim, r), candle_core::DType::F32, dev)?,
+            scale: alpha / r as f64,
+            dropout,
+        })
+    }
+
+    /// The update for 2-D rows `x` (N, in) -> (N, out).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = dropout(x, self.dropout)?.matmul(&self.a.t()?)?;
+        h.matmul(&self.b.t()?)? * self.scale
+    }
+
+    /// The update as a dense (out, in) matrix, to fold into the base weight.
+    pub fn dense(&self) -> Result<Tensor> {
+        self.b.matmul(&self.a)? * self.scale
+    }
+
+    /// Number of trainable values.
+    pub fn parameters(&self) -> usize {
+        self.a.elem_count() + self.b.elem_count()
+    }
+}

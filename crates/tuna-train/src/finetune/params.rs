@@ -1,0 +1,130 @@
+//! The trainable tensors of a method: which ones (by key name), their variables, and putting
+//! them into the model either as graph-tracked variables (training) or as plain tensors
+//! sharing the same storage (evaluation, so inference kernels run).
+
+use super::config::MethodKind;
+use super::task_model::TaskModel;
+use candle_core::{Result, Tensor, Var};
+
+/// One trainable tensor.
+pub struct Param {
+    pub name: String,
+    pub var: Var,
+    /// Whether weight decay applies (not to biases, norms, embeddings of prompts/prefixes).
+    pub decay: bool,
+}
+
+/// The trainable tensors, in a fixed order (the model's visiting order).
+pub struct Params {
+    pub list: Vec<Param>,
+}
+
+/// Key names the method trains, in visiting order.
+pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
+    let net = &tm.model.network;
+    let blocks = net.num_blocks();
+    let head_prefix = format!("{}.", tm.head.name);
+    let head_hidden = format!("{}_hidden.", tm.head.name);
+    let unfrozen: Vec<String> = match (tm.method.kind, tm.method.unfreeze_last) {
+        (MethodKind::Head, n) if n > 0 => (blocks.saturating_sub(n)..blocks)
+            .map(|i| format!("{}.", net.block_name(i)))
+            .collect(),
+        _ => vec![],
+    };
+    let final_norm = net.final_norm_names();
+    let kind = tm.method.kind;
+    let unfreeze = tm.method.unfreeze_last > 0;
+    let mut names = vec![];
+    tm.visit(&mut |name, _| {
+        let take = name.starts_with(&head_prefix)
+            || name.starts_with(&head_hidden)
+            || match kind {
+                MethodKind::Head => {
+                    unfrozen.iter().any(|p| name.starts_with(p))
+                        || (unfreeze && final_norm.iter().any(|n| n == name))
+                }
+                MethodKind::Full => !name.starts_with("lm_head."),
+                MethodKind::Lora => name.contains(".lora_A.") || name.contains(".lora_B."),
+                MethodKind::Adapter => {
+                    name.contains(".adapter_attn.") || name.contains(".adapter_ffn.")
+                }
+                MethodKind::Prefix => name.starts_with("prefix_encoder."),
+                MethodKind::Prompt => name == "prompt_embeddings",
+            };
+        if take {
+            names.push(name.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// No weight decay for biases, norms and prompt/prefix embeddings.
+fn decays(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !(n.ends_with(".bias")
+        || n.contains("norm")
+        || n.contains("embedding")
+        || n.starts_with("prompt_"))
+}
+
+impl Params {
+    /// Makes the named tensors trainable variables and puts them into the model (tracked).
+    pub fn create(tm: &mut TaskModel, names: &[String]) -> Result<Self> {
+        let mut list = Vec::with_capacity(names.len());
+        tm.visit(&mut |name, t| {
+            if names.iter().any(|n| n == name) {
+                let var = Var::from_tensor(t)?;
+                *t = var.as_tensor().clone();
+                list.push(Param {
+                    name: name.to_string(),
+                    var,
+                    decay: decays(name),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(Self { list })
+    }
+
+    /// Puts the variables into the model: tracked (gradients flow) or as plain tensors sharing
+    /// their storage (evaluation runs the fused inference kernels).
+    pub fn install(&self, tm: &mut TaskModel, tracked: bool) -> Result<()> {
+        tm.visit(&mut |name, t| {
+            if let Some(p) = self.list.iter().find(|p| p.name == name) {
+                *t = if tracked {
+                    p.var.as_tensor().clone()
+                } else {
+                    p.var.as_tensor().detach()
+                };
+            }
+            Ok(())
+        })
+    }
+
+    /// Total number of trainable values.
+    pub fn count(&self) -> usize {
+        self.list.iter().map(|p| p.var.elem_count()).sum()
+    }
+
+    /// Copies of the current values (for keeping the best epoch).
+    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.list.iter().map(|p| p.var.as_tensor().copy()).collect()
+    }
+
+    /// Sets every variable from `values` (same order).
+    pub fn restore(&self, values: &[Tensor]) -> Result<()> {
+        for (p, v) in self.list.iter().zip(values) {
+            p.var.set(v)?;
+        }
+        Ok(())
+    }
+
+    /// `(name, tensor)` pairs of the current values.
+    pub fn named(&self) -> Vec<(String, Tensor)> {
+        self.list
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
+            .collect()
+    }
+}
