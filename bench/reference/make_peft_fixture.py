@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    /work/refvenv/bin/python bench/reference/make_peft_fixture.py crates/tuna-train/tests/fixtures/peft
+    /path/to/venv/bin/python bench/reference/make_peft_fixture.py crates/tuna-train/tests/fixtures/peft
 
 Everything is seeded, so rerunning rewrites the same files. OUTDIR receives:
 

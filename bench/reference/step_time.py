@@ -7,7 +7,7 @@ After a few warm-up steps it times N steps and prints one JSON line with the med
 
 Usage (from the repository root):
 
-    /work/refvenv/bin/python bench/reference/step_time.py --model models/minilm --method lora --threads 2
+    /path/to/venv/bin/python bench/reference/step_time.py --model models/minilm --method lora --threads 2
 
 --method full trains every weight; --method lora trains LoRA (r 8, alpha 16, dropout 0.1, on query and
 value, via PEFT) and the head. The learning rate is 1e-4 for both.

@@ -8,7 +8,7 @@ the peak RSS (getrusage maxrss, which is per process) belongs to that method alo
 
 Usage (from the repository root):
 
-    /work/refvenv/bin/python bench/reference/train_reference.py --model models/minilm \
+    /path/to/venv/bin/python bench/reference/train_reference.py --model models/minilm \
         --train ../shared/data/sst2/stsa.binary.train --val ../shared/data/sst2/stsa.binary.dev \
         --test ../shared/data/sst2/stsa.binary.test --methods head,lora --out results.json
 
@@ -58,7 +58,9 @@ ALL_METHODS = ["head", "last-2", "full", "lora", "adapter", "prefix", "prompt"]
 
 # Per-method settings: tuna's defaults.
 METHODS = {
-    "head": {"lr": 2e-3},
+    # Two output layers (as DistilBertForSequenceClassification's pre_classifier + classifier);
+    # the backbone is frozen, so more epochs are cheap.
+    "head": {"lr": 2e-3, "head_hidden": 384, "epochs": 10},
     "last-2": {"lr": 1e-4, "train_last_blocks": 2},
     "full": {"lr": 5e-5},
     "lora": {"lr": 5e-4, "r": 8, "alpha": 16, "dropout": 0.1, "targets": ["query", "value"]},
@@ -123,13 +125,20 @@ class Encoded:
 # ---------------------------------------------------------------------------------------------- model
 
 class Classifier(nn.Module):
-    """encoder -> mean of the last hidden states over real tokens -> Dropout -> Linear."""
+    """encoder -> mean of the last hidden states over real tokens -> Dropout -> [Linear -> ReLU ->
+    Dropout ->] Linear."""
 
-    def __init__(self, encoder, hidden, num_classes, skip_tokens=0):
+    def __init__(self, encoder, hidden, num_classes, skip_tokens=0, head_hidden=0):
         super().__init__()
         self.encoder = encoder
         self.skip_tokens = skip_tokens  # virtual tokens at the front of the output (prompt tuning)
         self.dropout = nn.Dropout(COMMON["head_dropout"])
+        self.hidden = None
+        if head_hidden:
+            self.hidden = nn.Linear(hidden, head_hidden)
+            nn.init.normal_(self.hidden.weight, mean=0.0, std=COMMON["head_init_std"])
+            nn.init.zeros_(self.hidden.bias)
+            hidden = head_hidden
         self.head = nn.Linear(hidden, num_classes)
         nn.init.normal_(self.head.weight, mean=0.0, std=COMMON["head_init_std"])
         nn.init.zeros_(self.head.bias)
@@ -139,7 +148,10 @@ class Classifier(nn.Module):
         hidden = hidden[:, self.skip_tokens:]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return self.head(self.dropout(pooled))
+        x = self.dropout(pooled)
+        if self.hidden is not None:
+            x = self.dropout(torch.relu(self.hidden(x)))
+        return self.head(x)
 
 
 class BottleneckAdapter(nn.Module):
@@ -235,7 +247,7 @@ def build_model(method, model_dir, num_classes, tokenizer):
     else:
         raise ValueError(f"unknown method {method!r}")
 
-    return Classifier(encoder, hidden, num_classes, skip_tokens)
+    return Classifier(encoder, hidden, num_classes, skip_tokens, cfg.get("head_hidden", 0))
 
 
 def make_optimizer(model, lr):
@@ -272,14 +284,15 @@ def train_one(method, args, tokenizer, train, val, test, num_classes):
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, METHODS[method]["lr"])
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
-    total_steps = args.epochs * steps_per_epoch
+    epochs = METHODS[method].get("epochs", args.epochs)
+    total_steps = epochs * steps_per_epoch
     warmup_steps = math.ceil(COMMON["warmup_fraction"] * total_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
     best_val, best_epoch, best_state = -1.0, -1, None
     val_per_epoch, loss_per_epoch = [], []
     train_s = 0.0
-    for epoch in range(args.epochs):
+    for epoch in range(epochs):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed + epoch))
         model.train()
         t0 = time.perf_counter()
@@ -297,7 +310,7 @@ def train_one(method, args, tokenizer, train, val, test, num_classes):
         val_acc = accuracy(model, val, args.batch_size)
         val_per_epoch.append(round(val_acc, 2))
         loss_per_epoch.append(round(loss_sum / steps_per_epoch, 4))
-        print(f"[{method}] epoch {epoch + 1}/{args.epochs}: train loss {loss_per_epoch[-1]:.4f}, "
+        print(f"[{method}] epoch {epoch + 1}/{epochs}: train loss {loss_per_epoch[-1]:.4f}, "
               f"val acc {val_acc:.2f}", file=sys.stderr, flush=True)
         if val_acc > best_val:
             best_val, best_epoch = val_acc, epoch + 1
@@ -329,7 +342,7 @@ def train_one(method, args, tokenizer, train, val, test, num_classes):
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_model_mib": round(rss_before_model, 1),  # libraries and data, no model yet
         "train_examples": len(train),
-        "epochs": args.epochs,
+        "epochs": epochs,
         "batch_size": args.batch_size,
         "max_len": args.max_len,
         "seed": args.seed,

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod pooling;
 pub mod rms_norm;
 pub mod rotary;
+pub mod train_kernels;
 
 pub use activation::Activation;
 pub use bottleneck::Bottleneck;

@@ -2,10 +2,12 @@
 //!
 //! candle's fused CPU/GPU kernels are fast but have **no backward**. Each op here therefore
 //! looks at its inputs: when none of them is part of a gradient graph (inference, or a frozen
-//! part of a model) it runs the fused kernel; otherwise it runs the same formula in
-//! differentiable tensor ops. A contract test in the training crate checks that every trainable
-//! parameter of every method receives a gradient.
+//! part of a model) it runs candle's kernel; otherwise tuna's fused kernels with a backward
+//! ([`crate::train_kernels`], CPU f32), or the same formula in differentiable tensor ops on other
+//! devices. A contract test in the training crate checks that every trainable parameter of every
+//! method receives a gradient.
 
+use crate::train_kernels;
 use candle_core::{Result, Tensor, D};
 
 /// True when a gradient must flow through any of `ts`.
@@ -18,6 +20,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if !x.track_op() {
         return candle_nn::ops::softmax_last_dim(x);
     }
+    if train_kernels::supported(&[x]) {
+        return train_kernels::softmax_last_dim(x);
+    }
     // The max only keeps exp() in range; softmax does not depend on it, so no gradient through it.
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
@@ -27,6 +32,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * w + b`.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
     if tracked(&[x, w, b]) {
+        if train_kernels::supported(&[x, w, b]) {
+            return train_kernels::layer_norm(x, w, b, eps);
+        }
         return candle_nn::ops::layer_norm_slow(x, w, b, eps);
     }
     candle_nn::ops::layer_norm(&x.contiguous()?, w, b, eps)
@@ -35,6 +43,9 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor
 /// RMS normalisation over the last dimension: `x / sqrt(mean(x^2) + eps) * w`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
     if tracked(&[x, w]) {
+        if train_kernels::supported(&[x, w]) {
+            return train_kernels::rms_norm(x, w, eps);
+        }
         return candle_nn::ops::rms_norm_slow(x, w, eps);
     }
     candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)

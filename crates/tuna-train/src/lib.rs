@@ -2,8 +2,10 @@
 //! method, run directories and prediction. Libraries report progress through [`Progress`] and
 //! log with `tracing`; only the CLI prints.
 
+pub mod alloc;
 pub mod cache;
 pub mod chart;
+pub mod compare;
 pub mod embedder;
 pub mod error;
 pub mod features;

@@ -26,10 +26,7 @@ pub struct Prediction {
 
 /// What a run predicts with.
 enum Method {
-    Features {
-        classifier: Classifier,
-        model: Model,
-    },
+    Features(Box<(Classifier, Model)>),
     Finetuned(Box<TaskModel>),
 }
 
@@ -57,10 +54,10 @@ impl Predictor {
                 model_path,
                 device,
             )?)),
-            None => Method::Features {
-                classifier: Classifier::load(&dir.join("classifier.json"))?,
-                model: load_model(model_path, device)?,
-            },
+            None => Method::Features(Box::new((
+                Classifier::load(&dir.join("classifier.json"))?,
+                load_model(model_path, device)?,
+            ))),
         };
         Ok(Self {
             config,
@@ -72,7 +69,8 @@ impl Predictor {
     /// Labels `texts`.
     pub fn predict(&self, texts: &[String], progress: &dyn Progress) -> Result<Vec<Prediction>> {
         let probs = match (&self.method, &self.config.features) {
-            (Method::Features { classifier, model }, Some(fcfg)) => {
+            (Method::Features(cm), Some(fcfg)) => {
+                let (classifier, model) = (&cm.0, &cm.1);
                 let emb = embed_texts(model, texts, &fcfg.embed, progress)?;
                 classifier.predict_proba(&features(&emb)?)?
             }

@@ -23,6 +23,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The device as given on the command line.
+    pub fn device_name(&self) -> String {
+        self.device.clone()
+    }
+
     pub fn device(&self) -> Result<Device> {
         Ok(tuna_core::pick_device(&self.device)?)
     }
@@ -60,6 +65,32 @@ pub struct ReadArgs {
 }
 
 impl ReadArgs {
+    /// The same options as command-line arguments (for child processes).
+    pub fn to_args(&self) -> Vec<String> {
+        use clap::ValueEnum;
+        let col = |c: &Column| match c {
+            Column::Name(n) => n.clone(),
+            Column::Index(i) => i.to_string(),
+        };
+        let mut a = vec![];
+        if let Some(v) = self.format.to_possible_value() {
+            a.extend(["--format".to_string(), v.get_name().to_string()]);
+        }
+        if let Some(c) = &self.text_col {
+            a.extend(["--text-col".to_string(), col(c)]);
+        }
+        if let Some(c) = &self.label_col {
+            a.extend(["--label-col".to_string(), col(c)]);
+        }
+        if self.header {
+            a.push("--header".into());
+        }
+        if self.no_header {
+            a.push("--no-header".into());
+        }
+        a
+    }
+
     /// Reads a file of texts (labels optional).
     pub fn read_texts(&self, path: &std::path::Path) -> Result<tuna_data::Dataset> {
         Ok(match self.format {

@@ -32,8 +32,14 @@ struct Cli {
 enum Command {
     /// Embed texts with a frozen model (pooled vectors, cached on disk).
     Embed(commands::embed::EmbedCmd),
-    /// Train a method on labelled data and evaluate it (now: `--method features`).
+    /// Train a method on labelled data and evaluate it: features, head (--unfreeze-last N),
+    /// full, lora, adapter, prefix or prompt.
     Train(commands::train::TrainCmd),
+    /// Run several methods on the same data, split and seed and report accuracy, trainable
+    /// parameters, time and memory side by side.
+    Compare(commands::compare::CompareCmd),
+    /// Fold a LoRA run into its base model and write a plain Hugging Face checkpoint.
+    Merge(commands::merge::MergeCmd),
     /// Label new texts with a finished run.
     Predict(commands::predict::PredictCmd),
     /// Show what a model is: family, size, layers, tokenizer.
@@ -41,6 +47,7 @@ enum Command {
 }
 
 fn main() {
+    tuna_train::alloc::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // Read by candle's and the classifiers' thread pools at their first use.
@@ -64,6 +71,8 @@ fn main() {
         Command::Train(c) => c.run(&out),
         Command::Predict(c) => c.run(&out),
         Command::Info(c) => c.run(&out),
+        Command::Compare(c) => c.run(&out),
+        Command::Merge(c) => c.run(&out),
     };
     if let Err(e) = result {
         out.error(&e);

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod head;
 pub mod history;
+pub mod merge;
 pub mod params;
 pub mod peft;
 pub mod prefix;

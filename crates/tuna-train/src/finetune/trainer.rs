@@ -354,7 +354,8 @@ impl Trainer<'_> {
                     Boundary::Block(_) => row.narrow(0, 0, batch.lengths[k])?,
                     _ => row,
                 };
-                states[i] = Some(row.copy()?);
+                // A compact copy: `copy()` would keep the whole batch's storage alive.
+                states[i] = Some(row.force_contiguous()?);
             }
             self.progress.advance(idx.len() as u64);
         }

@@ -173,6 +173,7 @@ impl TrainCmd {
             "embeddings_from_cache": res.cache_hits,
             "trainable_parameters": res.classifier.n_parameters(),
             "model_parameters": model.info.parameters,
+            "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
         });
         writer.json("config.json", &record)?;
         data.labels.save(&writer.path("labels.json"))?;
@@ -201,6 +202,7 @@ impl TrainCmd {
             "c_selection": res.c_scores, "embed_seconds": res.embed_seconds,
             "fit_seconds": res.fit_seconds, "total_seconds": total,
             "trainable_parameters": res.classifier.n_parameters(),
+            "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
         }));
         Ok(())
     }

@@ -1,0 +1,83 @@
+//! Folding a LoRA run into its base model: `W + B A * alpha / r` for every adapted layer,
+//! written as a plain Hugging Face checkpoint (config, safetensors, tokenizer) that any loader
+//! reads without PEFT. The run's classification head and labels are copied beside it.
+
+use super::{load_finetuned, peft, MethodKind, HEAD_FILE};
+use crate::run::read_run_config;
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+use tuna_data::LabelMap;
+use tuna_models::{load_model, Network};
+
+/// Largest difference between the merged checkpoint's hidden states and the run's, on a probe.
+pub struct MergeReport {
+    pub max_difference: f32,
+    pub tensors: usize,
+}
+
+/// Merges the LoRA run in `run` into a checkpoint in `out`.
+pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport> {
+    let cfg = read_run_config(run)?;
+    let ft = cfg
+        .finetune
+        .as_ref()
+        .filter(|f| f.method.kind == MethodKind::Lora)
+        .ok_or_else(|| Error::Invalid(format!("{} is not a LoRA run", run.display())))?;
+    let labels = LabelMap::load(&run.join("labels.json"))?;
+    let mut tm = load_finetuned(run, ft, labels.len(), &cfg.model, device)?;
+    let probe: Vec<u32> = tm
+        .model
+        .encode("tuna merges LoRA into the base weights.", 32)?;
+    let batch = tuna_models::tokenizer::pad_batch(&[probe], tm.model.tokenizer.pad_id, device)?;
+    let before = tm.model.hidden_states(&batch)?;
+    tm.model.network.merge_lora()?;
+    std::fs::create_dir_all(out).map_err(|e| tuna_core::Error::io(out, e))?;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    tm.model.network.visit(&mut |name, t| {
+        tensors.insert(name.to_string(), t.detach());
+        Ok(())
+    })?;
+    let n = tensors.len();
+    peft::save_tensors(&tensors, &out.join("model.safetensors"))?;
+    let src = &cfg.model;
+    if src.is_dir() {
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "vocab.txt",
+        ] {
+            if src.join(f).exists() {
+                std::fs::copy(src.join(f), out.join(f))
+                    .map_err(|e| tuna_core::Error::io(out.join(f), e))?;
+            }
+        }
+    } else if let Network::Llama(l) = &tm.model.network {
+        let mut c = serde_json::to_value(l.config()).map_err(|e| Error::Invalid(e.to_string()))?;
+        c["model_type"] = "llama".into();
+        c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        c["tie_word_embeddings"] = l.tied().into();
+        c["torch_dtype"] = "float32".into();
+        tuna_core::fsutil::write_json(&out.join("config.json"), &c)?;
+        let tok = out.join("tokenizer.json");
+        tm.model
+            .tokenizer
+            .inner()
+            .save(&tok, false)
+            .map_err(|e| tuna_core::Error::bad_file(&tok, e.to_string()))?;
+    }
+    for f in [HEAD_FILE, "labels.json"] {
+        std::fs::copy(run.join(f), out.join(f))
+            .map_err(|e| tuna_core::Error::io(out.join(f), e))?;
+    }
+    let merged = load_model(out, device)?;
+    let after = merged.hidden_states(&batch)?;
+    let max_difference = (before - after)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    Ok(MergeReport {
+        max_difference,
+        tensors: n,
+    })
+}

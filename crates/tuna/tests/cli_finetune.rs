@@ -1,0 +1,121 @@
+//! Finetuning from the command line on a tiny model: a LoRA run is saved in PEFT's layout,
+//! predicts, merges into a plain checkpoint, and `tuna compare` reports several methods.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use tuna_models::testing::write_tiny_bert;
+
+fn tuna(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(args)
+        .current_dir(dir)
+        .env("TUNA_CACHE_DIR", dir.join("cache"))
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("tuna runs");
+    assert!(
+        out.status.success(),
+        "tuna {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+}
+
+fn write_data(path: &Path) {
+    let spam = [
+        "free cash prize now !",
+        "win a free prize , call now",
+        "cash prize ! text stop",
+    ];
+    let ham = [
+        "hi how are you ?",
+        "see you later",
+        "love the film , it was fun",
+    ];
+    let mut s = String::new();
+    for i in 0..30 {
+        s.push_str(&format!("spam\t{}\n", spam[i % 3]));
+        s.push_str(&format!("ham\t{}\n", ham[i % 3]));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn lora_run_predicts_merges_and_compare_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"));
+    let common = [
+        "--model", "model", "--data", "sms.tsv", "--epochs", "2", "--lr", "0.01",
+    ];
+    let mut args = vec!["--json", "train", "--method", "lora", "--out", "lora"];
+    args.extend(common);
+    let j = last_json(&tuna(d, &args));
+    assert_eq!(j["ok"], true);
+    assert_eq!(
+        j["trainable_parameters"],
+        2 * 2 * 8 * (32 + 32) + 32 * 2 + 2
+    );
+    for f in [
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "head.safetensors",
+        "history.csv",
+        "curves.svg",
+        "metrics.json",
+    ] {
+        assert!(d.join("lora").join(f).exists(), "{f} missing");
+    }
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("lora/adapter/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["peft_type"], "LORA");
+    assert_eq!(cfg["target_modules"], serde_json::json!(["query", "value"]));
+
+    let p = last_json(&tuna(
+        d,
+        &[
+            "--json",
+            "predict",
+            "--run",
+            "lora",
+            "free cash prize",
+            "see you later",
+        ],
+    ));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 2);
+
+    let m = last_json(&tuna(
+        d,
+        &["--json", "merge", "--run", "lora", "--out", "merged"],
+    ));
+    assert!(m["max_difference"].as_f64().unwrap() < 1e-4, "{m}");
+    assert!(d.join("merged/model.safetensors").exists() && d.join("merged/config.json").exists());
+
+    let mut args = vec![
+        "--json",
+        "compare",
+        "--methods",
+        "features,head,lora",
+        "--out",
+        "cmp",
+        "--epochs",
+        "1",
+    ];
+    args.extend(["--model", "model", "--data", "sms.tsv"]);
+    let c = last_json(&tuna(d, &args));
+    assert_eq!(c["rows"].as_array().unwrap().len(), 3);
+    let report = std::fs::read_to_string(d.join("cmp/report.md")).unwrap();
+    for m in ["| features |", "| head |", "| lora |"] {
+        assert!(report.contains(m), "{report}");
+    }
+    assert!(d.join("cmp/accuracy.svg").exists());
+}
