@@ -8,6 +8,7 @@ pub mod activation;
 pub mod attention;
 pub mod bottleneck;
 pub mod dropout;
+pub mod frozen_linear;
 pub mod gelu;
 pub mod init;
 pub mod layer_norm;

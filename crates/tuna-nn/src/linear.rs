@@ -1,6 +1,7 @@
 //! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`,
 //! with an optional LoRA update.
 
+use crate::frozen_linear;
 use crate::lora::LoraDelta;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -75,10 +76,15 @@ impl Linear {
     fn rows(&self, x: &Tensor, with_lora: bool) -> Result<Tensor> {
         // Work on 2-D rows: one matmul over all positions, then the bias add on the same rows.
         let (lead, x2) = flatten_rows(x)?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
+        let mut y = if frozen_linear::applies(&x2, &self.weight, self.bias.as_ref()) {
+            frozen_linear::frozen_linear(&x2, &self.weight, self.bias.as_ref())?
+        } else {
+            let y = x2.matmul(&self.weight.t()?)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            }
+        };
         if let (true, Some(l)) = (with_lora, &self.lora) {
             y = (y + l.forward(&x2)?)?;
         }

@@ -64,7 +64,12 @@ fn lora_prompt_and_prefix_from_peft_match_peft_outputs() {
         Tensor::new(rows, &Device::Cpu).unwrap()
     };
     let model = load_model(&base, &Device::Cpu).unwrap();
-    let batch = pad_batch(&[ids.clone()], model.tokenizer.pad_id, &Device::Cpu).unwrap();
+    let batch = pad_batch(
+        std::slice::from_ref(&ids),
+        model.tokenizer.pad_id,
+        &Device::Cpu,
+    )
+    .unwrap();
     let got = model.hidden_states(&batch).unwrap().squeeze(0).unwrap();
     let diff = |a: &Tensor, b: &Tensor| {
         (a - b)

@@ -34,10 +34,10 @@ enum Command {
     Embed(commands::embed::EmbedCmd),
     /// Train a method on labelled data and evaluate it: features, head (--unfreeze-last N),
     /// full, lora, adapter, prefix or prompt.
-    Train(commands::train::TrainCmd),
+    Train(Box<commands::train::TrainCmd>),
     /// Run several methods on the same data, split and seed and report accuracy, trainable
     /// parameters, time and memory side by side.
-    Compare(commands::compare::CompareCmd),
+    Compare(Box<commands::compare::CompareCmd>),
     /// Fold a LoRA run into its base model and write a plain Hugging Face checkpoint.
     Merge(commands::merge::MergeCmd),
     /// Label new texts with a finished run.

@@ -58,7 +58,10 @@ fn smollm2_spam_classifier_reaches_95_percent() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(j["test"]["n"], 299 - 1, "balanced 747 + 747, 20% test");
+    assert_eq!(
+        j["test"]["n"], 298,
+        "balanced 747 + 747 examples, 20% of each class for test"
+    );
     assert_eq!(
         j["trainable_parameters"], 3_541_824,
         "last block + final norm + head"
