@@ -100,7 +100,12 @@ mod tests {
         assert!(g1.get(&w).is_none(), "the frozen weight got a gradient");
         // candle's matmul computes and keeps a gradient for the (transposed) weight.
         let stored = |g: &candle_core::backprop::GradStore| g.get_ids().count();
-        assert!(stored(&g1) < stored(&g2), "{} vs {}", stored(&g1), stored(&g2));
+        assert!(
+            stored(&g1) < stored(&g2),
+            "{} vs {}",
+            stored(&g1),
+            stored(&g2)
+        );
         Ok(())
     }
 }

@@ -191,9 +191,10 @@ pub struct EmbedArgs {
     /// Pooling of token states: mean, cls or last (default: mean for encoders, last for decoders).
     #[arg(long)]
     pub pooling: Option<Pooling>,
-    /// Longest input in tokens; longer texts are truncated.
-    #[arg(long, default_value_t = 256)]
-    pub max_len: usize,
+    /// Longest input in tokens; longer texts are truncated (default: 256 to embed, 128 to
+    /// finetune).
+    #[arg(long)]
+    pub max_len: Option<usize>,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -212,7 +213,7 @@ impl EmbedArgs {
     pub fn options(&self, model: &tuna_models::Model) -> EmbedOptions {
         EmbedOptions {
             pooling: self.pooling.unwrap_or(model.info.family.default_pooling()),
-            max_len: self.max_len,
+            max_len: self.max_len.unwrap_or(256),
             batch_size: self.batch_size,
             normalize: self.normalize,
         }

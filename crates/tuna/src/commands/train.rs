@@ -85,12 +85,7 @@ impl TrainCmd {
                 .out
                 .clone()
                 .unwrap_or_else(|| default_run_dir(kind.name()));
-            // Finetuning defaults to 128 tokens unless --max-len says otherwise.
-            let max_len = if self.embed.max_len == 256 {
-                128
-            } else {
-                self.embed.max_len
-            };
+            let max_len = self.embed.max_len.unwrap_or(128);
             return run_finetune(
                 out,
                 kind,
