@@ -15,7 +15,7 @@ MODEL="${MODEL:-models/minilm}"
 cargo build --release -q -p tuna-train --example step_time
 for method in full lora; do
   tuna=(); ref=()
-  for round in 1 2 3; do
+  for round in $(seq "${ROUNDS:-3}"); do
     t=$(./target/release/examples/step_time "$MODEL" "$method" 16 128 10 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["median_step_s"])')
     r=$("$REF_PYTHON" bench/reference/step_time.py --model "$MODEL" --method "$method" --threads "$THREADS" --steps 10 2>/dev/null | tail -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["median_step_s"])')
     echo "$method round $round: tuna ${t}s/step, PyTorch ${r}s/step"
@@ -24,7 +24,8 @@ for method in full lora; do
   python3 - "$method" "${tuna[@]}" "${ref[@]}" <<'PY'
 import statistics, sys
 m = sys.argv[1]; v = list(map(float, sys.argv[2:]))
-t, r = statistics.median(v[:3]), statistics.median(v[3:])
+n = len(v) // 2
+t, r = statistics.median(v[:n]), statistics.median(v[n:])
 print(f"{m}: tuna {t:.3f} s/step, PyTorch {r:.3f} s/step, speed ratio {r / t:.2f}x")
 PY
 done

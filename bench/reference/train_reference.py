@@ -58,9 +58,9 @@ ALL_METHODS = ["head", "last-2", "full", "lora", "adapter", "prefix", "prompt"]
 
 # Per-method settings: tuna's defaults.
 METHODS = {
-    # Two output layers (as DistilBertForSequenceClassification's pre_classifier + classifier);
-    # the backbone is frozen, so more epochs are cheap.
-    "head": {"lr": 2e-3, "head_hidden": 384, "epochs": 10},
+    # Optional per method: "head_hidden" (a hidden layer in the head, as tuna's --head-hidden) and
+    # "epochs" (instead of --epochs).
+    "head": {"lr": 2e-3},
     "last-2": {"lr": 1e-4, "train_last_blocks": 2},
     "full": {"lr": 5e-5},
     "lora": {"lr": 5e-4, "r": 8, "alpha": 16, "dropout": 0.1, "targets": ["query", "value"]},

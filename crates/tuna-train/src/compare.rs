@@ -49,12 +49,10 @@ pub fn markdown(title: &str, setup: &str, rows: &[CompareRow]) -> String {
         if with_ref {
             match r.reference_accuracy {
                 Some(a) => {
-                    let _ = write!(
-                        s,
-                        " {:.2}% | {:+.2} |",
-                        a * 100.0,
-                        (r.test_accuracy - a) * 100.0
-                    );
+                    let d = (r.test_accuracy - a) * 100.0;
+                    // No "-0.00": a difference that rounds to zero is shown as +0.00.
+                    let d = if d.abs() < 0.005 { 0.0 } else { d };
+                    let _ = write!(s, " {:.2}% | {d:+.2} |", a * 100.0);
                 }
                 None => s.push_str(" – | – |"),
             }

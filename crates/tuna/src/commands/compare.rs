@@ -152,7 +152,13 @@ impl CompareCmd {
 
     /// Runs one method in a child `tuna train` and returns its JSON result.
     fn train(&self, method: &str, run_dir: &Path) -> Result<Value> {
+        // If the binary was replaced while comparing, Linux reports the old file as "(deleted)":
+        // run the new one at the same path.
         let exe = std::env::current_exe()?;
+        let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+            Some(p) => PathBuf::from(p),
+            None => exe,
+        };
         let mut cmd = Command::new(exe);
         cmd.arg("--json").arg("--quiet").arg("train");
         match method {
