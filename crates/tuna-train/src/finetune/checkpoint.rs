@@ -62,8 +62,6 @@ pub fn save(
     }
     let st = tmp.join("state.safetensors");
     candle_core::safetensors::save(&tensors, &st).map_err(|e| err(&st, e))?;
-    let mut state = state.clone();
-    state.settings = state.settings.clone();
     fsutil::write_json(&tmp.join("state.json"), &(state, opt.t))?;
     if dir.exists() {
         if old.exists() {
