@@ -7,21 +7,12 @@
 //! on thread scheduling. Only contiguous f32 on the CPU takes these kernels; [`crate::ops`]
 //! falls back to differentiable tensor ops elsewhere.
 
+use crate::gelu::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Rows per parallel work item.
 const ROWS: usize = 32;
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{op}: only f32 is supported")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
-    }
-}
 
 fn last_dim(l: &Layout) -> usize {
     l.dims().last().copied().unwrap_or(1).max(1)
@@ -43,7 +34,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l, self.name())?;
+        let x = contiguous_f32(s, l, self.name())?;
         let d = last_dim(l);
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(d * ROWS)
@@ -85,7 +76,10 @@ impl CustomOp2 for SoftmaxGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let (y, g) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let d = last_dim(l1);
         let mut out = vec![0f32; y.len()];
         out.par_chunks_mut(d * ROWS)
@@ -217,9 +211,9 @@ impl CustomOp3 for LayerNormOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (
-            slice(s1, l1, self.name())?,
-            slice(s2, l2, self.name())?,
-            slice(s3, l3, self.name())?,
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
         );
         let out = self.0.forward(x, w, Some(b), last_dim(l1));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -252,7 +246,10 @@ impl CustomOp2 for RmsNormOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let (x, w) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let out = self.0.forward(x, w, None, last_dim(l1));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -290,9 +287,9 @@ impl CustomOp3 for NormGrad {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, g) = (
-            slice(s1, l1, self.name())?,
-            slice(s2, l2, self.name())?,
-            slice(s3, l3, self.name())?,
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
         );
         let d = last_dim(l1);
         let norm = Norm {

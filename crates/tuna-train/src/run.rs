@@ -6,6 +6,7 @@
 
 use crate::features::FeatureConfig;
 use crate::finetune::FinetuneConfig;
+use crate::task_data::{DataSpec, TaskData};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,23 @@ pub struct DataRecord {
     pub seed: u64,
     /// Sizes of the parts and the labels.
     pub summary: String,
+}
+
+impl DataRecord {
+    /// The record of `data`, read and split as `spec` says.
+    pub fn of(data: &TaskData, spec: &DataSpec) -> Self {
+        Self {
+            files: data.sources.iter().map(|s| s.path.clone()).collect(),
+            split: format!(
+                "{}/{}/{}",
+                spec.split.train() * 100.0,
+                spec.split.val() * 100.0,
+                spec.split.test() * 100.0
+            ),
+            seed: spec.seed,
+            summary: data.summary(),
+        }
+    }
 }
 
 /// A run directory being written.

@@ -207,17 +207,7 @@ pub fn run_finetune(
         model_fingerprint: fp,
         features: None,
         finetune: Some(cfg.clone()),
-        data: DataRecord {
-            files: data.sources.iter().map(|s| s.path.clone()).collect(),
-            split: format!(
-                "{}/{}/{}",
-                spec.split.train() * 100.0,
-                spec.split.val() * 100.0,
-                spec.split.test() * 100.0
-            ),
-            seed: spec.seed,
-            summary: data.summary(),
-        },
+        data: DataRecord::of(&data, &spec),
     };
     let peak = peak_rss_bytes();
     let total = t0.elapsed().as_secs_f64();

@@ -146,17 +146,7 @@ impl TrainCmd {
             model_fingerprint: fp,
             features: Some(cfg.clone()),
             finetune: None,
-            data: DataRecord {
-                files: data.sources.iter().map(|s| s.path.clone()).collect(),
-                split: format!(
-                    "{}/{}/{}",
-                    spec.split.train() * 100.0,
-                    spec.split.val() * 100.0,
-                    spec.split.test() * 100.0
-                ),
-                seed: spec.seed,
-                summary: data.summary(),
-            },
+            data: DataRecord::of(&data, &spec),
         };
         let metrics = json!({
             "validation": res.val,
