@@ -15,6 +15,9 @@ Writes (into --out, default crates/tuna-models/tests/fixtures/):
   smollm2_tokens.json     ids of the GGUF-built tokenizer for a few strings,
                           chat-template example, GGUF pre-tokenizer metadata.
   smollm2_perplexity.json perplexity of a fixed paragraph.
+  smollm2_scores.json     log-likelihoods of label continuations after k-shot prompts.
+  smollm2_generate.json   greedy generations (ids) of `generate`, with and without
+                          the chat template, and a rendered multi-turn chat prompt.
 Also dumps all GGUF metadata and tensor types to /tmp/smollm2_gguf_meta.txt
 (not committed; for reference only).
 
@@ -276,6 +279,52 @@ def gen_perplexity(tok, model, out):
     print(f"perplexity {math.exp(mean_nll):.4f} over {len(ids) - 1} tokens")
 
 
+GENERATE_PROMPTS = ["The capital of France is", "def fibonacci(n):"]
+CHAT = [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Name a primary colour."},
+    {"role": "assistant", "content": "Red."},
+    {"role": "user", "content": "Another one?"},
+]
+
+
+def gen_generation(tok, model, out):
+    def greedy(ids, n=24):
+        with torch.no_grad():
+            g = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                               max_new_tokens=n, do_sample=False, eos_token_id=None,
+                               pad_token_id=tok.pad_token_id)
+        return g[0, len(ids):].tolist()
+
+    cases = [{"prompt": p, "ids": tok(p)["input_ids"]} for p in GENERATE_PROMPTS]
+    rendered = tok.apply_chat_template(CHAT, tokenize=False, add_generation_prompt=True)
+    cases.append({"chat": CHAT, "prompt": rendered,
+                  "ids": tok(rendered, add_special_tokens=False)["input_ids"]})
+    for c in cases:
+        c["greedy"] = greedy(c["ids"])
+        c["greedy_text"] = tok.decode(c["greedy"])
+    write(out, "smollm2_generate.json", {"max_new_tokens": 24, "cases": cases})
+
+
+SCORE_PROMPTS = [
+    "Review: a gorgeous, witty, seductive movie.\nSentiment:",
+    "Review: the plot is nothing but boilerplate cliches.\nSentiment: negative\n\n"
+    "Review: an exhilarating, moving film.\nSentiment: positive\n\nReview: it's a dull, lifeless mess.\nSentiment:",
+]
+
+
+def gen_scores(tok, model, out):
+    cases = []
+    for p in SCORE_PROMPTS:
+        ctx = tok(p)["input_ids"]
+        for cont in [" negative", " positive"]:
+            cids = tok(cont, add_special_tokens=False)["input_ids"]
+            logp = torch.log_softmax(logits_of(model, ctx + cids).double(), dim=-1)
+            total = sum(logp[len(ctx) - 1 + j, t].item() for j, t in enumerate(cids))
+            cases.append({"context": ctx, "continuation": cids, "text": p + cont, "logprob": total})
+    write(out, "smollm2_scores.json", {"cases": cases})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, default=ROOT / "models")
@@ -290,6 +339,8 @@ def main():
     gen_logits(tok, model, args.out)
     gen_tokens(tok, meta, args.out)
     gen_perplexity(tok, model, args.out)
+    gen_generation(tok, model, args.out)
+    gen_scores(tok, model, args.out)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ METHODS = {
     "full": {"lr": 5e-5},
     "lora": {"lr": 5e-4, "r": 8, "alpha": 16, "dropout": 0.1, "targets": ["query", "value"]},
     "adapter": {"lr": 1e-3, "bottleneck": 64},
-    "prefix": {"lr": 5e-3, "virtual_tokens": 20, "projection": 512},
+    "prefix": {"lr": 2e-4, "virtual_tokens": 20, "projection": 512},
     "prompt": {"lr": 3e-2, "virtual_tokens": 20},
 }
 

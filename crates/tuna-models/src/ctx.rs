@@ -1,12 +1,15 @@
 //! The per-call context every model's `forward_embeds` takes: masks, and the hooks methods use
-//! (hidden-state capture, prefix tuning's per-layer key/value prefixes, position offsets).
+//! (hidden-state capture, prefix tuning's per-layer key/value prefixes, position offsets, the
+//! key/value cache of incremental decoding).
 
 use candle_core::{Result, Tensor};
+use tuna_nn::KvCache;
 
 /// What a forward pass needs besides the input embeddings.
 #[derive(Default)]
 pub struct Ctx {
-    /// (B, T) of 0/1: which positions are real tokens (right padding).
+    /// (B, T) of 0/1: which positions are real tokens. With a [`Ctx::cache`] it covers the cached
+    /// positions too: (B, cached + T).
     pub mask: Option<Tensor>,
     /// Prefix tuning: per block, key and value prefixes (B, kv heads, P, head dim) that every
     /// position attends to.
@@ -14,6 +17,11 @@ pub struct Ctx {
     /// First position id of the input (prefix tuning offsets real tokens by the prefix length,
     /// as a cached past of that length would).
     pub position_offset: usize,
+    /// Per-row position ids (B, T) u32, for left-padded batches; overrides the offset.
+    pub positions: Option<Tensor>,
+    /// Incremental decoding (causal models): the keys and values of earlier calls, extended by
+    /// this one. New positions start after the cached ones.
+    pub cache: Option<KvCache>,
     /// Keep every block's output in [`Ctx::hidden_states`].
     pub capture_hidden: bool,
     /// Filled when `capture_hidden`: the embeddings output, then each block's output.
@@ -29,6 +37,14 @@ impl Ctx {
         }
     }
 
+    /// Decoding context: an empty cache for `n_layers` layers.
+    pub fn with_cache(n_layers: usize) -> Self {
+        Self {
+            cache: Some(KvCache::new(n_layers)),
+            ..Self::default()
+        }
+    }
+
     /// Number of prefix positions.
     pub fn prefix_len(&self) -> Result<usize> {
         match &self.prefix {
@@ -37,7 +53,18 @@ impl Ctx {
         }
     }
 
-    /// The key padding mask (B, P + T): ones for the prefix, then [`Ctx::mask`].
+    /// Number of cached positions.
+    pub fn cached_len(&self) -> Result<usize> {
+        self.cache.as_ref().map_or(Ok(0), |c| c.len())
+    }
+
+    /// Positions every new query attends to before its own: prefix plus cache.
+    pub fn past_len(&self) -> Result<usize> {
+        Ok(self.prefix_len()? + self.cached_len()?)
+    }
+
+    /// The key padding mask (B, P + T): ones for the prefix, then [`Ctx::mask`] (which covers
+    /// the cached positions itself).
     pub fn key_mask(&self) -> Result<Option<Tensor>> {
         let (Some(mask), p) = (&self.mask, self.prefix_len()?) else {
             return Ok(None);

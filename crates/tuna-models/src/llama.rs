@@ -14,7 +14,7 @@ use std::ops::Range;
 use tuna_core::Rng;
 use tuna_nn::attention::{attention, merge_heads, repeat_kv, split_heads};
 use tuna_nn::mask::causal_mask;
-use tuna_nn::{linear, linear_no_bias, Activation, Bottleneck, Linear, RmsNorm, Rotary};
+use tuna_nn::{linear, linear_no_bias, Activation, Bottleneck, KvCache, Linear, RmsNorm, Rotary};
 
 /// The fields of a Llama/Qwen2 `config.json` that the model needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,32 +104,51 @@ impl SelfAttention {
         })
     }
 
-    /// `pos`: position of the first token; `prefix`: key/value prefixes (B, nKV, P, D), which
-    /// are not rotated (they stand for a cached past).
+    /// `pos`: where the new tokens sit; `past`: what they attend to before themselves.
     fn forward(
         &self,
         x: &Tensor,
         rotary: &Rotary,
         mask: &Tensor,
-        pos: usize,
-        prefix: Option<&(Tensor, Tensor)>,
+        pos: &Positions,
+        past: Past,
     ) -> Result<Tensor> {
         let q = split_heads(&self.q_proj.forward(x)?, self.n_heads)?; // (B, nH, T, D)
         let k = split_heads(&self.k_proj.forward(x)?, self.n_kv)?; // (B, nKV, T, D)
         let v = split_heads(&self.v_proj.forward(x)?, self.n_kv)?;
-        let q = rotary.apply(&q, pos)?;
-        let mut k = rotary.apply(&k, pos)?;
-        let mut v = v;
-        if let Some((pk, pv)) = prefix {
-            k = Tensor::cat(&[pk, &k], 2)?;
-            v = Tensor::cat(&[pv, &v], 2)?;
-        }
+        let (q, k) = match pos {
+            Positions::From(p) => (rotary.apply(&q, *p)?, rotary.apply(&k, *p)?),
+            Positions::Ids(ids) => (rotary.apply_ids(&q, ids)?, rotary.apply_ids(&k, ids)?),
+        };
+        let (k, v) = match past {
+            Past::None => (k, v),
+            // Prefixes are not rotated: they stand for a cached past.
+            Past::Prefix((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+            Past::Cache(cache, layer) => cache.append(layer, &k, &v)?,
+        };
         let rep = self.n_heads / self.n_kv;
         let k = repeat_kv(&k, rep)?.contiguous()?;
         let v = repeat_kv(&v, rep)?.contiguous()?;
         let out = merge_heads(&attention(&q, &k, &v, Some(mask))?)?; // (B, T, nH*D)
         self.o_proj.forward(&out)
     }
+}
+
+/// Positions of the new tokens.
+enum Positions {
+    /// `p, p + 1, ...` for every row.
+    From(usize),
+    /// Per-row ids (B, T) (left-padded batches).
+    Ids(Tensor),
+}
+
+/// What the new tokens attend to before themselves.
+enum Past<'a> {
+    None,
+    /// Prefix tuning's key/value prefix of this block.
+    Prefix(&'a (Tensor, Tensor)),
+    /// The decoding cache, and this block's index in it.
+    Cache(&'a mut KvCache, usize),
 }
 
 /// SwiGLU feed-forward: `down(act(gate(x)) * up(x))`.
@@ -186,12 +205,12 @@ impl Block {
         x: &Tensor,
         rotary: &Rotary,
         mask: &Tensor,
-        pos: usize,
-        prefix: Option<&(Tensor, Tensor)>,
+        pos: &Positions,
+        past: Past,
     ) -> Result<Tensor> {
         let mut a =
             self.self_attn
-                .forward(&self.input_layernorm.forward(x)?, rotary, mask, pos, prefix)?;
+                .forward(&self.input_layernorm.forward(x)?, rotary, mask, pos, past)?;
         if let Some(ad) = &self.adapter_attn {
             a = ad.forward(&a)?;
         }
@@ -291,20 +310,25 @@ impl Llama {
         format!("model.layers.{i}")
     }
 
-    /// Runs `blocks` on `h` (B, T, H) (token embeddings, or an earlier block's output);
-    /// positions start at `ctx.position_offset`. Returns the last block's output, before the
-    /// final norm.
+    /// Runs `blocks` on `h` (B, T, H) (token embeddings, or an earlier block's output).
+    /// Positions start at `ctx.position_offset` plus the cached length, or are `ctx.positions`;
+    /// with `ctx.cache` the new keys and values are appended to it. Returns the last block's
+    /// output, before the final norm.
     pub fn run_blocks(&self, h: &Tensor, blocks: Range<usize>, ctx: &mut Ctx) -> Result<Tensor> {
         let t = h.dim(1)?;
-        let pos = ctx.position_offset;
-        if pos + t > self.rotary.max_positions() {
+        let past = ctx.past_len()?;
+        let start = ctx.position_offset + ctx.cached_len()?;
+        if start + t > self.rotary.max_positions() {
             candle_core::bail!(
                 "sequence of {} positions is longer than the model's {} positions",
-                pos + t,
+                start + t,
                 self.rotary.max_positions()
             );
         }
-        let past = ctx.prefix_len()?;
+        let pos = match &ctx.positions {
+            Some(ids) => Positions::Ids(ids.clone()),
+            None => Positions::From(start),
+        };
         let mask = causal_mask(t, past, ctx.key_mask()?.as_ref(), h.device())?;
         let mut h = h.clone();
         if blocks.start == 0 {
@@ -312,11 +336,20 @@ impl Llama {
         }
         for i in blocks {
             let block = &self.blocks[i];
-            let prefix = ctx.prefix.as_ref().map(|p| &p[i]);
-            h = block.forward(&h, &self.rotary, &mask, pos, prefix)?;
+            let past = match (&mut ctx.cache, &ctx.prefix) {
+                (Some(cache), _) => Past::Cache(cache, i),
+                (None, Some(p)) => Past::Prefix(&p[i]),
+                (None, None) => Past::None,
+            };
+            h = block.forward(&h, &self.rotary, &mask, &pos, past)?;
             ctx.capture(&h);
         }
         Ok(h)
+    }
+
+    /// Number of decoder blocks (the layers of a [`KvCache`]).
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
     }
 
     /// The final norm, applied to the last block's output.

@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod frozen_linear;
 pub mod gelu;
 pub mod init;
+pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod lora;
@@ -23,6 +24,7 @@ pub mod train_kernels;
 
 pub use activation::Activation;
 pub use bottleneck::Bottleneck;
+pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, linear_no_bias, Linear};
 pub use lora::LoraDelta;

@@ -42,6 +42,14 @@ enum Command {
     Merge(commands::merge::MergeCmd),
     /// Label new texts with a finished run.
     Predict(commands::predict::PredictCmd),
+    /// Generate text with a causal LM (streamed; several prompts are batched).
+    Generate(commands::generate::GenerateCmd),
+    /// Chat with a causal LM through its chat template.
+    Chat(commands::generate::ChatCmd),
+    /// Classify with a causal LM and k-shot prompts (in-context learning).
+    Icl(Box<commands::icl::IclCmd>),
+    /// Rank prompt templates on the validation part and keep the best (hard prompt tuning).
+    PromptSearch(Box<commands::prompt_search::PromptSearchCmd>),
     /// Show what a model is: family, size, layers, tokenizer.
     Info(commands::info::InfoCmd),
 }
@@ -73,6 +81,10 @@ fn main() {
         Command::Info(c) => c.run(&out),
         Command::Compare(c) => c.run(&out),
         Command::Merge(c) => c.run(&out),
+        Command::Generate(c) => c.run(&out),
+        Command::Chat(c) => c.run(&out),
+        Command::Icl(c) => c.run(&out),
+        Command::PromptSearch(c) => c.run(&out),
     };
     if let Err(e) = result {
         out.error(&e);

@@ -73,7 +73,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
     /// Peak learning rate (default per method: head 2e-3, head with unfrozen blocks 1e-4,
-    /// full 5e-5, lora 5e-4, adapter 1e-3, prefix 5e-3, prompt 3e-2).
+    /// full 5e-5, lora 5e-4, adapter 1e-3, prefix 2e-4, prompt 3e-2).
     #[arg(long)]
     pub lr: Option<f64>,
     /// AdamW weight decay (not applied to biases, norms and embeddings of prompts).
@@ -117,7 +117,7 @@ impl FinetuneArgs {
             MethodKind::Full => 5e-5,
             MethodKind::Lora => 5e-4,
             MethodKind::Adapter => 1e-3,
-            MethodKind::Prefix => 5e-3,
+            MethodKind::Prefix => 2e-4,
             MethodKind::Prompt => 3e-2,
         });
         FinetuneConfig {

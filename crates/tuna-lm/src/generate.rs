@@ -1,0 +1,243 @@
+//! Text generation with a key/value cache: one prompt streamed token by token, or a batch of
+//! prompts decoded together (left-padded, per-row positions), each row with its own seeded
+//! sampling stream so a prompt gives the same text alone or in a batch.
+
+use crate::sampling::{Sampler, Sampling};
+use crate::stream::TextStream;
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+use std::time::Instant;
+use tuna_core::{Error, Result};
+use tuna_models::llama::Llama;
+use tuna_models::{Ctx, Model, Network, TextTokenizer};
+
+/// What to generate and when to stop.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Generation ends once the text contains one of these; the text is cut before it.
+    pub stop_strings: Vec<String>,
+    /// Generation ends at one of these tokens (not part of the text).
+    pub stop_tokens: Vec<u32>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    StopToken,
+    StopString,
+    MaxTokens,
+    /// The model's positions ran out.
+    ContextFull,
+}
+
+/// One generated continuation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub text: String,
+    /// Generated token ids, the stop token excluded.
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    pub prompt_tokens: usize,
+    /// Time to run the prompt and pick the first token.
+    pub prefill_seconds: f64,
+    /// Time for the remaining tokens.
+    pub decode_seconds: f64,
+}
+
+/// A causal LM ready to generate.
+pub struct Generator<'a> {
+    lm: &'a Llama,
+    tok: &'a TextTokenizer,
+    device: Device,
+}
+
+/// Decoding state of one row.
+struct Row<'t> {
+    sampler: Sampler,
+    stream: TextStream<'t>,
+    tokens: Vec<u32>,
+    stop: Option<StopReason>,
+    prompt_len: usize,
+}
+
+impl<'a> Generator<'a> {
+    /// The generator of a loaded causal LM; an error for encoders.
+    pub fn new(model: &'a Model) -> Result<Self> {
+        let Network::Llama(lm) = &model.network else {
+            return Err(Error::Invalid(format!(
+                "{} is an encoder: generation needs a causal language model (Llama family)",
+                model.info.source.display()
+            )));
+        };
+        Ok(Self {
+            lm,
+            tok: &model.tokenizer,
+            device: model.device.clone(),
+        })
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        self.tok
+    }
+
+    /// Generates from one prompt, handing each piece of text to `on_text` as soon as it is safe
+    /// to show.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        cfg: &GenerateConfig,
+        on_text: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<Generation> {
+        let mut out = self.run(&[prompt.to_vec()], cfg, &mut |_, piece| on_text(piece))?;
+        Ok(out.remove(0))
+    }
+
+    /// Generates from every prompt in one batch.
+    pub fn generate_batch(
+        &self,
+        prompts: &[Vec<u32>],
+        cfg: &GenerateConfig,
+    ) -> Result<Vec<Generation>> {
+        self.run(prompts, cfg, &mut |_, _| Ok(()))
+    }
+
+    fn run(
+        &self,
+        prompts: &[Vec<u32>],
+        cfg: &GenerateConfig,
+        on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
+    ) -> Result<Vec<Generation>> {
+        cfg.sampling.validate().map_err(Error::Invalid)?;
+        if prompts.iter().any(|p| p.is_empty()) {
+            return Err(Error::Invalid(
+                "cannot generate from an empty prompt".into(),
+            ));
+        }
+        let b = prompts.len();
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let max_pos = self.lm.config().max_position_embeddings;
+        if longest >= max_pos {
+            return Err(Error::Invalid(format!(
+                "the prompt has {longest} tokens; the model takes at most {max_pos}"
+            )));
+        }
+        let mut rows: Vec<Row> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Row {
+                sampler: Sampler::new(&cfg.sampling, i as u64),
+                stream: TextStream::new(self.tok, &cfg.stop_strings),
+                tokens: Vec::new(),
+                stop: None,
+                prompt_len: p.len(),
+            })
+            .collect();
+
+        // Prefill: left-padded prompts; positions count real tokens only.
+        let start = Instant::now();
+        let mut ctx = Ctx::with_cache(self.lm.num_layers());
+        let (ids, mut mask) = left_pad(prompts, self.tok.pad_id, &self.device)?;
+        if b > 1 {
+            let positions: Vec<u32> = prompts
+                .iter()
+                .flat_map(|p| {
+                    let pad = longest - p.len();
+                    (0..longest).map(move |j| j.saturating_sub(pad) as u32)
+                })
+                .collect();
+            ctx.positions = Some(Tensor::from_vec(positions, (b, longest), &self.device)?);
+            ctx.mask = Some(mask.clone());
+        }
+        let mut logits = self.last_logits(&ids, &mut ctx)?;
+        let prefill_seconds = start.elapsed().as_secs_f64();
+        let decode_start = Instant::now();
+
+        for step in 0..cfg.max_new_tokens {
+            let mut next = Vec::with_capacity(b);
+            for (i, row) in rows.iter_mut().enumerate() {
+                if row.stop.is_some() {
+                    next.push(self.tok.pad_id);
+                    continue;
+                }
+                let id = row.sampler.sample(&logits[i]);
+                next.push(id);
+                if cfg.stop_tokens.contains(&id) {
+                    row.stop = Some(StopReason::StopToken);
+                    continue;
+                }
+                row.tokens.push(id);
+                let piece = row.stream.push(id)?;
+                if !piece.is_empty() {
+                    on_text(i, &piece)?;
+                }
+                if row.stream.stopped() {
+                    row.stop = Some(StopReason::StopString);
+                } else if row.prompt_len + row.tokens.len() >= max_pos {
+                    row.stop = Some(StopReason::ContextFull);
+                }
+            }
+            if rows.iter().all(|r| r.stop.is_some()) || step + 1 == cfg.max_new_tokens {
+                break;
+            }
+            let ids = Tensor::from_vec(next, (b, 1), &self.device)?;
+            if b > 1 {
+                let pos: Vec<u32> = rows.iter().map(|r| (r.prompt_len + step) as u32).collect();
+                ctx.positions = Some(Tensor::from_vec(pos, (b, 1), &self.device)?);
+                let one = Tensor::ones((b, 1), mask.dtype(), &self.device)?;
+                mask = Tensor::cat(&[&mask, &one], 1)?;
+                ctx.mask = Some(mask.clone());
+            }
+            logits = self.last_logits(&ids, &mut ctx)?;
+        }
+        let decode_seconds = decode_start.elapsed().as_secs_f64();
+
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, mut row)| {
+                let rest = row.stream.flush()?;
+                if !rest.is_empty() {
+                    on_text(i, &rest)?;
+                }
+                Ok(Generation {
+                    text: row.stream.text()?,
+                    tokens: row.tokens,
+                    stop: row.stop.unwrap_or(StopReason::MaxTokens),
+                    prompt_tokens: row.prompt_len,
+                    prefill_seconds,
+                    decode_seconds,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `ids` (B, T) through the model (extending the cache); next-token logits of each row.
+    fn last_logits(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Vec<Vec<f32>>> {
+        let h = self.lm.embed(ids)?;
+        let h = self.lm.run_blocks(&h, 0..self.lm.num_layers(), ctx)?;
+        let t = h.dim(1)?;
+        let last = self.lm.final_norm(&h.narrow(1, t - 1, 1)?)?;
+        let logits = self.lm.logits(&last)?.squeeze(1)?.to_dtype(DType::F32)?;
+        Ok(logits.to_vec2()?)
+    }
+}
+
+/// Left-pads id sequences: ids (B, T) and mask (B, T) u32.
+fn left_pad(seqs: &[Vec<u32>], pad: u32, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let t = seqs.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(seqs.len() * t);
+    let mut mask = Vec::with_capacity(seqs.len() * t);
+    for s in seqs {
+        ids.extend(std::iter::repeat_n(pad, t - s.len()));
+        ids.extend_from_slice(s);
+        mask.extend(std::iter::repeat_n(0u32, t - s.len()));
+        mask.extend(std::iter::repeat_n(1u32, s.len()));
+    }
+    Ok((
+        Tensor::from_vec(ids, (seqs.len(), t), dev)?,
+        Tensor::from_vec(mask, (seqs.len(), t), dev)?,
+    ))
+}

@@ -1,0 +1,21 @@
+//! Causal language models without training: generation with a key/value cache (streamed, or
+//! batched), chat templates, log-likelihood scoring of continuations, in-context classification
+//! with k-shot prompts, and prompt search.
+
+pub mod chat;
+pub mod demos;
+pub mod generate;
+pub mod icl;
+pub mod prompt_search;
+pub mod sampling;
+pub mod score;
+pub mod stream;
+pub mod template;
+
+pub use chat::{stop_token_ids, ChatTemplate, Message};
+pub use demos::{DemoPicker, Selection};
+pub use generate::{GenerateConfig, Generation, Generator, StopReason};
+pub use icl::{IclClassifier, IclPrediction, IclSettings, Pool};
+pub use sampling::{Sampler, Sampling};
+pub use score::{Candidate, LogLikelihood, Scorer};
+pub use template::PromptTemplate;

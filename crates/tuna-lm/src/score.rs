@@ -1,0 +1,146 @@
+//! Log-likelihood of continuations: how likely a causal LM finds `continuation` after
+//! `context`, batched. The base of label scoring in in-context learning.
+
+use candle_core::{DType, Device, IndexOp, Tensor, D};
+use tuna_core::{Error, Result};
+use tuna_models::llama::Llama;
+use tuna_models::tokenizer::pad_batch;
+use tuna_models::{Ctx, Model, Network};
+
+/// A context and the continuation to score after it, as token ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub context: Vec<u32>,
+    pub continuation: Vec<u32>,
+}
+
+/// Log-probability of a continuation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogLikelihood {
+    /// Sum over the continuation's tokens of log p(token | everything before it).
+    pub sum: f64,
+    /// Number of continuation tokens.
+    pub tokens: usize,
+}
+
+impl LogLikelihood {
+    /// Mean log-probability per token (length-normalised).
+    pub fn mean(&self) -> f64 {
+        self.sum / self.tokens.max(1) as f64
+    }
+}
+
+/// Scores candidates with a causal LM.
+pub struct Scorer<'a> {
+    lm: &'a Llama,
+    pad: u32,
+    device: Device,
+    /// Candidates per forward pass.
+    pub batch_size: usize,
+}
+
+impl<'a> Scorer<'a> {
+    /// The scorer of a loaded causal LM; an error for encoders.
+    pub fn new(model: &'a Model) -> Result<Self> {
+        let Network::Llama(lm) = &model.network else {
+            return Err(Error::Invalid(format!(
+                "{} is an encoder: scoring text needs a causal language model (Llama family)",
+                model.info.source.display()
+            )));
+        };
+        Ok(Self {
+            lm,
+            pad: model.tokenizer.pad_id,
+            device: model.device.clone(),
+            batch_size: 8,
+        })
+    }
+
+    /// Log-likelihood of every candidate, in order. Candidates are batched by length.
+    pub fn score(&self, items: &[Candidate]) -> Result<Vec<LogLikelihood>> {
+        let max_pos = self.lm.config().max_position_embeddings;
+        for c in items {
+            if c.context.is_empty() || c.continuation.is_empty() {
+                return Err(Error::Invalid(
+                    "cannot score: context and continuation must both have tokens".into(),
+                ));
+            }
+            let n = c.context.len() + c.continuation.len();
+            if n > max_pos {
+                return Err(Error::Invalid(format!(
+                    "a prompt of {n} tokens is longer than the model's {max_pos} positions: use fewer shots or shorter texts"
+                )));
+            }
+        }
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| items[i].context.len() + items[i].continuation.len());
+        let mut out = vec![
+            LogLikelihood {
+                sum: 0.0,
+                tokens: 0
+            };
+            items.len()
+        ];
+        for chunk in order.chunks(self.batch_size.max(1)) {
+            let batch: Vec<&Candidate> = chunk.iter().map(|&i| &items[i]).collect();
+            for (&i, ll) in chunk.iter().zip(self.score_batch(&batch)?) {
+                out[i] = ll;
+            }
+        }
+        Ok(out)
+    }
+
+    fn score_batch(&self, items: &[&Candidate]) -> Result<Vec<LogLikelihood>> {
+        // The last continuation token is only predicted, never fed.
+        let seqs: Vec<Vec<u32>> = items
+            .iter()
+            .map(|c| {
+                let mut s = c.context.clone();
+                s.extend_from_slice(&c.continuation[..c.continuation.len() - 1]);
+                s
+            })
+            .collect();
+        let batch = pad_batch(&seqs, self.pad, &self.device)?;
+        let t = batch.ids.dim(1)?;
+        let mut ctx = Ctx::with_mask(&batch.mask);
+        let h = self.lm.forward(&batch.ids, &mut ctx)?; // (B, T, H)
+        let hidden = h.dim(2)?;
+        // Rows of the flattened hidden states that predict a continuation token.
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for (b, c) in items.iter().enumerate() {
+            for (j, &tok) in c.continuation.iter().enumerate() {
+                rows.push((b * t + c.context.len() - 1 + j) as u32);
+                targets.push(tok);
+            }
+        }
+        let picked = h
+            .reshape((items.len() * t, hidden))?
+            .index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
+        let logits = self
+            .lm
+            .logits(&picked.unsqueeze(0)?)?
+            .i(0)?
+            .to_dtype(DType::F32)?;
+        let logp = log_softmax(&logits)?;
+        let target = Tensor::new(targets.as_slice(), &self.device)?.unsqueeze(1)?;
+        let chosen: Vec<f32> = logp.gather(&target, 1)?.squeeze(1)?.to_vec1()?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut k = 0;
+        for c in items {
+            let n = c.continuation.len();
+            let sum = chosen[k..k + n].iter().map(|&x| x as f64).sum();
+            out.push(LogLikelihood { sum, tokens: n });
+            k += n;
+        }
+        Ok(out)
+    }
+}
+
+/// Row-wise log-softmax of (N, V) logits, in f32 with the max subtracted.
+fn log_softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?;
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
