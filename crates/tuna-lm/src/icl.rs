@@ -74,8 +74,11 @@ impl<'a> IclClassifier<'a> {
         settings: IclSettings,
     ) -> Result<Self> {
         template.check_labels(labels)?;
+        let mut scorer = Scorer::new(model)?;
+        scorer.batch_size =
+            settings.queries_per_batch.max(1) * if settings.calibrate { 2 } else { 1 };
         Ok(Self {
-            scorer: Scorer::new(model)?,
+            scorer,
             tok: &model.tokenizer,
             template,
             labels,

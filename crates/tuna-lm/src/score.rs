@@ -56,7 +56,8 @@ impl<'a> Scorer<'a> {
         })
     }
 
-    /// Log-likelihood of every candidate, in order. Candidates are batched by length.
+    /// Log-likelihood of every candidate, in order. Sequences are batched by length; `batch_size`
+    /// is the number of sequences per forward pass.
     pub fn score(&self, items: &[Candidate]) -> Result<Vec<LogLikelihood>> {
         let max_pos = self.lm.config().max_position_embeddings;
         for c in items {
@@ -72,8 +73,6 @@ impl<'a> Scorer<'a> {
                 )));
             }
         }
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        order.sort_by_key(|&i| items[i].context.len() + items[i].continuation.len());
         let mut out = vec![
             LogLikelihood {
                 sum: 0.0,
@@ -81,13 +80,69 @@ impl<'a> Scorer<'a> {
             };
             items.len()
         ];
+        // One-token continuations need only their context's next-token distribution: each
+        // distinct context runs once, whatever the number of labels.
+        let mut contexts: Vec<&[u32]> = Vec::new();
+        let mut users: Vec<Vec<usize>> = Vec::new();
+        let mut longer = Vec::new();
+        for (i, c) in items.iter().enumerate() {
+            if c.continuation.len() > 1 {
+                longer.push(i);
+                continue;
+            }
+            match contexts.iter().position(|x| *x == c.context.as_slice()) {
+                Some(k) => users[k].push(i),
+                None => {
+                    contexts.push(&c.context);
+                    users.push(vec![i]);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..contexts.len()).collect();
+        order.sort_by_key(|&k| contexts[k].len());
         for chunk in order.chunks(self.batch_size.max(1)) {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&k| contexts[k]).collect();
+            let logp = self.next_token_logprobs(&seqs)?;
+            for (row, &k) in chunk.iter().enumerate() {
+                for &i in &users[k] {
+                    let tok = items[i].continuation[0] as usize;
+                    out[i] = LogLikelihood {
+                        sum: logp[row][tok] as f64,
+                        tokens: 1,
+                    };
+                }
+            }
+        }
+        longer.sort_by_key(|&i| items[i].context.len() + items[i].continuation.len());
+        for chunk in longer.chunks(self.batch_size.max(1)) {
             let batch: Vec<&Candidate> = chunk.iter().map(|&i| &items[i]).collect();
             for (&i, ll) in chunk.iter().zip(self.score_batch(&batch)?) {
                 out[i] = ll;
             }
         }
         Ok(out)
+    }
+
+    /// Log-probabilities of the token after each sequence: (N, V) rows.
+    fn next_token_logprobs(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let batch = pad_batch(seqs, self.pad, &self.device)?;
+        let t = batch.ids.dim(1)?;
+        let mut ctx = Ctx::with_mask(&batch.mask);
+        let h = self.lm.forward(&batch.ids, &mut ctx)?;
+        let rows: Vec<u32> = seqs
+            .iter()
+            .enumerate()
+            .map(|(b, s)| (b * t + s.len() - 1) as u32)
+            .collect();
+        let picked = h
+            .reshape((seqs.len() * t, h.dim(2)?))?
+            .index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
+        let logits = self
+            .lm
+            .logits(&picked.unsqueeze(0)?)?
+            .i(0)?
+            .to_dtype(DType::F32)?;
+        Ok(log_softmax(&logits)?.to_vec2()?)
     }
 
     fn score_batch(&self, items: &[&Candidate]) -> Result<Vec<LogLikelihood>> {

@@ -105,7 +105,7 @@ fn a_batch_generates_what_each_prompt_generates_alone() {
         let batch = g.generate_batch(&prompts, &c).unwrap();
         for (i, p) in prompts.iter().enumerate() {
             // Row i of a batch samples from stream i; alone, a prompt is row 0.
-            let alone = g.generate_batch(&[p.clone()], &c).unwrap();
+            let alone = g.generate_batch(std::slice::from_ref(p), &c).unwrap();
             if temperature == 0.0 || i == 0 {
                 assert_eq!(
                     batch[i].tokens, alone[0].tokens,

@@ -102,11 +102,13 @@ pub struct DemoSource<'a> {
     pool_vectors: Vec<f32>,
     width: usize,
     encoder: Option<(Model, String)>,
+    /// Seed of random and balanced demonstration choices.
+    seed: u64,
 }
 
 impl<'a> DemoSource<'a> {
     /// Reads the pool from `task`'s training part; loads the encoder for nearest neighbours.
-    pub fn new(task: &'a TaskData, args: &IclArgs, bar: &Bar) -> Result<Self> {
+    pub fn new(task: &'a TaskData, args: &IclArgs, seed: u64, bar: &Bar) -> Result<Self> {
         let pool = Pool {
             texts: task.texts_of(&task.train),
             labels: task.labels_of(&task.train),
@@ -116,6 +118,7 @@ impl<'a> DemoSource<'a> {
             pool_vectors: Vec::new(),
             width: 0,
             encoder: None,
+            seed,
         };
         if matches!(args.select, SelectArg::Nearest) && args.shots > 0 {
             let name = args.encoder.as_ref().context(
@@ -154,7 +157,6 @@ impl<'a> DemoSource<'a> {
         task: &TaskData,
         part: &Part,
         args: &IclArgs,
-        seed: u64,
         bar: &Bar,
     ) -> Result<(Vec<IclPrediction>, Vec<usize>, Metrics)> {
         let mut texts = task.texts_of(part);
@@ -178,7 +180,7 @@ impl<'a> DemoSource<'a> {
         let mut picker = DemoPicker::new(
             args.selection(),
             args.shots,
-            seed,
+            self.seed,
             &self.pool.labels,
             labels.len(),
         )?;
@@ -254,16 +256,8 @@ impl IclCmd {
         let (model, _) = self.model.load()?;
         let bar = out.bar();
         let t0 = Instant::now();
-        let mut demos = DemoSource::new(&task, &self.icl, &bar)?;
-        let (preds, gold, metrics) = demos.run(
-            &model,
-            &template,
-            &task,
-            &part,
-            &self.icl,
-            self.data.seed,
-            &bar,
-        )?;
+        let mut demos = DemoSource::new(&task, &self.icl, self.data.seed, &bar)?;
+        let (preds, gold, metrics) = demos.run(&model, &template, &task, &part, &self.icl, &bar)?;
         let secs = t0.elapsed().as_secs_f64();
         if let Some(path) = &self.dump {
             write_dump(path, &preds, &gold, &labels, self.icl.calibrate)

@@ -47,12 +47,11 @@ impl PromptSearchCmd {
             .collect::<Result<Vec<_>>>()?;
         let (model, _) = self.model.load()?;
         let bar = out.bar();
-        let mut demos = DemoSource::new(&task, &self.icl, &bar)?;
+        let mut demos = DemoSource::new(&task, &self.icl, self.data.seed, &bar)?;
         let t0 = Instant::now();
         let mut results = Vec::with_capacity(templates.len());
         for (i, t) in templates.iter().enumerate() {
-            let (_, _, m) =
-                demos.run(&model, t, &task, &task.val, &self.icl, self.data.seed, &bar)?;
+            let (_, _, m) = demos.run(&model, t, &task, &task.val, &self.icl, &bar)?;
             out.line(format!(
                 "[{}/{}] {:.2}%  {}",
                 i + 1,
@@ -87,8 +86,7 @@ impl PromptSearchCmd {
         out.line(format!("best template saved to {}", self.save.display()));
         let mut test_result = None;
         if let Some(test) = &task.test {
-            let (_, gold, m) =
-                demos.run(&model, best, &task, test, &self.icl, self.data.seed, &bar)?;
+            let (_, gold, m) = demos.run(&model, best, &task, test, &self.icl, &bar)?;
             out.line(format!(
                 "best template on test (n={}): accuracy {:.2}%, macro-F1 {:.2}% (majority class {:.2}%)",
                 m.n,

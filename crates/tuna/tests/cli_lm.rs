@@ -1,0 +1,189 @@
+//! `tuna generate`, `tuna icl` and `tuna prompt-search` on a tiny random Llama: exit codes,
+//! JSON results, the saved prompt file, and clear errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use tuna_models::testing::write_tiny_llama;
+
+fn tuna(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(args)
+        .current_dir(dir)
+        .env("TUNA_CACHE_DIR", dir.join("cache"))
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("tuna runs")
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+}
+
+fn setup() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tiny_llama(&tmp.path().join("lm"), 4).unwrap();
+    let rows: String = (0..12)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("good\tlove the film {i}\n")
+            } else {
+                format!("bad\thate this movie {i}\n")
+            }
+        })
+        .collect();
+    std::fs::write(tmp.path().join("data.tsv"), rows).unwrap();
+    tmp
+}
+
+#[test]
+fn generate_single_and_batched() {
+    let tmp = setup();
+    let d = tmp.path();
+    let out = tuna(
+        d,
+        &[
+            "generate",
+            "-m",
+            "lm",
+            "--max-new-tokens",
+            "5",
+            "--ignore-eos",
+            "--json",
+            "the film",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out);
+    assert_eq!(j["generation"]["tokens"].as_array().unwrap().len(), 5);
+    let out = tuna(
+        d,
+        &[
+            "generate",
+            "-m",
+            "lm",
+            "--max-new-tokens",
+            "3",
+            "--ignore-eos",
+            "--temperature",
+            "0.8",
+            "--top-k",
+            "5",
+            "--json",
+            "a",
+            "the movie was",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_json(&out)["generations"].as_array().unwrap().len(), 2);
+    let out = tuna(d, &["generate", "-m", "lm", "--top-p", "1.5", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("top-p"));
+}
+
+#[test]
+fn icl_and_prompt_search() {
+    let tmp = setup();
+    let d = tmp.path();
+    let out = tuna(
+        d,
+        &[
+            "icl",
+            "-m",
+            "lm",
+            "--data",
+            "data.tsv",
+            "--split",
+            "50/25/25",
+            "--template",
+            "Review: {text}\\nSentiment: {label}",
+            "--shots",
+            "2",
+            "--select",
+            "balanced",
+            "--calibrate",
+            "--dump",
+            "dump.jsonl",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out);
+    let n = j["metrics"]["n"].as_u64().unwrap() as usize;
+    assert!(n > 0);
+    let dump = std::fs::read_to_string(d.join("dump.jsonl")).unwrap();
+    assert_eq!(dump.lines().count(), n);
+    assert!(dump.contains("content_free_prompt"));
+
+    let out = tuna(
+        d,
+        &[
+            "prompt-search",
+            "-m",
+            "lm",
+            "--data",
+            "data.tsv",
+            "--split",
+            "50/25/25",
+            "--save",
+            "best.json",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out);
+    assert_eq!(j["ranking"].as_array().unwrap().len(), 6);
+    assert!(j["test"]["accuracy"].is_number());
+    let out = tuna(
+        d,
+        &[
+            "icl",
+            "-m",
+            "lm",
+            "--data",
+            "data.tsv",
+            "--split",
+            "50/25/25",
+            "--prompt-file",
+            "best.json",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = tuna(
+        d,
+        &[
+            "icl",
+            "-m",
+            "lm",
+            "--data",
+            "data.tsv",
+            "--template",
+            "{label}: {text}",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("{text}` and then `{label}"));
+}
