@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::time::Instant;
 use tuna_core::{Error, Result};
 use tuna_models::llama::Llama;
-use tuna_models::{Ctx, Model, Network, TextTokenizer};
+use tuna_models::{Ctx, Model, TextTokenizer};
 
 /// What to generate and when to stop.
 #[derive(Debug, Clone)]
@@ -66,14 +66,8 @@ struct Row<'t> {
 impl<'a> Generator<'a> {
     /// The generator of a loaded causal LM; an error for encoders.
     pub fn new(model: &'a Model) -> Result<Self> {
-        let Network::Llama(lm) = &model.network else {
-            return Err(Error::Invalid(format!(
-                "{} is an encoder: generation needs a causal language model (Llama family)",
-                model.info.source.display()
-            )));
-        };
         Ok(Self {
-            lm,
+            lm: model.causal_lm()?,
             tok: &model.tokenizer,
             device: model.device.clone(),
         })

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, IndexOp, Tensor, D};
 use tuna_core::{Error, Result};
 use tuna_models::llama::Llama;
 use tuna_models::tokenizer::pad_batch;
-use tuna_models::{Ctx, Model, Network};
+use tuna_models::{Ctx, Model};
 
 /// A context and the continuation to score after it, as token ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,14 +42,8 @@ pub struct Scorer<'a> {
 impl<'a> Scorer<'a> {
     /// The scorer of a loaded causal LM; an error for encoders.
     pub fn new(model: &'a Model) -> Result<Self> {
-        let Network::Llama(lm) = &model.network else {
-            return Err(Error::Invalid(format!(
-                "{} is an encoder: scoring text needs a causal language model (Llama family)",
-                model.info.source.display()
-            )));
-        };
         Ok(Self {
-            lm,
+            lm: model.causal_lm()?,
             pad: model.tokenizer.pad_id,
             device: model.device.clone(),
             batch_size: 8,
@@ -125,15 +119,22 @@ impl<'a> Scorer<'a> {
 
     /// Log-probabilities of the token after each sequence: (N, V) rows.
     fn next_token_logprobs(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let at: Vec<(usize, usize)> = seqs
+            .iter()
+            .enumerate()
+            .map(|(b, s)| (b, s.len() - 1))
+            .collect();
+        Ok(self.logprobs_at(seqs, &at)?.to_vec2()?)
+    }
+
+    /// Runs the right-padded sequences and returns the log-softmax over the vocabulary at each
+    /// (sequence, position) of `at`: (N, V). Only those rows go through the output layer.
+    fn logprobs_at<S: AsRef<[u32]>>(&self, seqs: &[S], at: &[(usize, usize)]) -> Result<Tensor> {
         let batch = pad_batch(seqs, self.pad, &self.device)?;
         let t = batch.ids.dim(1)?;
         let mut ctx = Ctx::with_mask(&batch.mask);
-        let h = self.lm.forward(&batch.ids, &mut ctx)?;
-        let rows: Vec<u32> = seqs
-            .iter()
-            .enumerate()
-            .map(|(b, s)| (b * t + s.len() - 1) as u32)
-            .collect();
+        let h = self.lm.forward(&batch.ids, &mut ctx)?; // (B, T, H)
+        let rows: Vec<u32> = at.iter().map(|&(b, p)| (b * t + p) as u32).collect();
         let picked = h
             .reshape((seqs.len() * t, h.dim(2)?))?
             .index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
@@ -142,7 +143,7 @@ impl<'a> Scorer<'a> {
             .logits(&picked.unsqueeze(0)?)?
             .i(0)?
             .to_dtype(DType::F32)?;
-        Ok(log_softmax(&logits)?.to_vec2()?)
+        Ok(log_softmax(&logits)?)
     }
 
     fn score_batch(&self, items: &[&Candidate]) -> Result<Vec<LogLikelihood>> {
@@ -155,29 +156,16 @@ impl<'a> Scorer<'a> {
                 s
             })
             .collect();
-        let batch = pad_batch(&seqs, self.pad, &self.device)?;
-        let t = batch.ids.dim(1)?;
-        let mut ctx = Ctx::with_mask(&batch.mask);
-        let h = self.lm.forward(&batch.ids, &mut ctx)?; // (B, T, H)
-        let hidden = h.dim(2)?;
-        // Rows of the flattened hidden states that predict a continuation token.
-        let mut rows = Vec::new();
+        // Positions that predict a continuation token.
+        let mut at = Vec::new();
         let mut targets = Vec::new();
         for (b, c) in items.iter().enumerate() {
             for (j, &tok) in c.continuation.iter().enumerate() {
-                rows.push((b * t + c.context.len() - 1 + j) as u32);
+                at.push((b, c.context.len() - 1 + j));
                 targets.push(tok);
             }
         }
-        let picked = h
-            .reshape((items.len() * t, hidden))?
-            .index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
-        let logits = self
-            .lm
-            .logits(&picked.unsqueeze(0)?)?
-            .i(0)?
-            .to_dtype(DType::F32)?;
-        let logp = log_softmax(&logits)?;
+        let logp = self.logprobs_at(&seqs, &at)?;
         let target = Tensor::new(targets.as_slice(), &self.device)?.unsqueeze(1)?;
         let chosen: Vec<f32> = logp.gather(&target, 1)?.squeeze(1)?.to_vec1()?;
         let mut out = Vec::with_capacity(items.len());

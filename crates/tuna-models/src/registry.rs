@@ -80,14 +80,20 @@ impl Model {
         })
     }
 
+    /// The causal language model; an error naming the model for encoders.
+    pub fn causal_lm(&self) -> Result<&Llama> {
+        match &self.network {
+            Network::Llama(l) => Ok(l),
+            Network::Bert(_) => Err(Error::Invalid(format!(
+                "{} is an encoder: it has no language-model head (this needs a causal LM, Llama family)",
+                self.info.source.display()
+            ))),
+        }
+    }
+
     /// Next-token logits (T, V) at every position of one id sequence (causal LMs only).
     pub fn logits(&self, ids: &[u32]) -> Result<Tensor> {
-        let Network::Llama(l) = &self.network else {
-            return Err(Error::Invalid(format!(
-                "{} is an encoder: it has no language-model head",
-                self.info.source.display()
-            )));
-        };
+        let l = self.causal_lm()?;
         let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let h = l.forward(&ids, &mut Ctx::default())?;
         Ok(l.logits(&h)?.squeeze(0)?)
