@@ -2,29 +2,21 @@
 //! predicts, merges into a plain checkpoint, and `tuna compare` reports several methods.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tuna_models::testing::write_tiny_bert;
 
+mod common;
+use common::last_json;
+
+/// Runs tuna and asserts it succeeded.
 fn tuna(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(args)
-        .current_dir(dir)
-        .env("TUNA_CACHE_DIR", dir.join("cache"))
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .expect("tuna runs");
+    let out = common::tuna(dir, args);
     assert!(
         out.status.success(),
         "tuna {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn last_json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
 }
 
 fn write_data(path: &Path) {

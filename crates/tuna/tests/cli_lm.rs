@@ -1,25 +1,10 @@
 //! `tuna generate`, `tuna icl` and `tuna prompt-search` on a tiny random Llama: exit codes,
 //! JSON results, the saved prompt file, and clear errors.
 
-use std::path::Path;
-use std::process::{Command, Output};
 use tuna_models::testing::write_tiny_llama;
 
-fn tuna(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(args)
-        .current_dir(dir)
-        .env("TUNA_CACHE_DIR", dir.join("cache"))
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .expect("tuna runs")
-}
-
-fn last_json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
-}
+mod common;
+use common::{last_json, tuna};
 
 fn setup() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,0 +1,22 @@
+//! What every CLI test needs: the binary run in a temp dir, and its last JSON line.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `tuna args` in `dir` with its own cache and one thread.
+pub fn tuna(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(args)
+        .current_dir(dir)
+        .env("TUNA_CACHE_DIR", dir.join("cache"))
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .expect("tuna runs")
+}
+
+/// The last line of stdout, parsed as JSON (the `--json` result).
+pub fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
+}
