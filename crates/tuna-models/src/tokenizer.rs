@@ -106,6 +106,21 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Byte spans of the tokens of `text` as written (no special tokens, no truncation), in
+    /// order; tokens that cover no text are left out.
+    pub fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        Ok(enc
+            .get_offsets()
+            .iter()
+            .copied()
+            .filter(|(a, b)| b > a)
+            .collect())
+    }
+
     /// Decodes ids back to text.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         self.inner

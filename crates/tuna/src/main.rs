@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod retrieval;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +51,12 @@ enum Command {
     Icl(Box<commands::icl::IclCmd>),
     /// Rank prompt templates on the validation part and keep the best (hard prompt tuning).
     PromptSearch(Box<commands::prompt_search::PromptSearchCmd>),
+    /// Build and maintain a vector index of documents (add, rm, stats, eval).
+    Index(commands::index::IndexCmd),
+    /// The chunks of an index closest to a query.
+    Search(commands::search::SearchCmd),
+    /// Answer a question from an index with a causal LM, citing the sources.
+    Ask(Box<commands::ask::AskCmd>),
     /// Show what a model is: family, size, layers, tokenizer.
     Info(commands::info::InfoCmd),
 }
@@ -76,6 +83,9 @@ fn main() {
     let out = output::Output::new(cli.json, cli.quiet);
     let result = match cli.command {
         Command::Embed(c) => c.run(&out),
+        Command::Index(c) => c.run(&out),
+        Command::Search(c) => c.run(&out),
+        Command::Ask(c) => c.run(&out),
         Command::Train(c) => c.run(&out),
         Command::Predict(c) => c.run(&out),
         Command::Info(c) => c.run(&out),

@@ -41,7 +41,7 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    fn config(&self, gen: &Generator) -> Result<GenerateConfig> {
+    pub fn config(&self, gen: &Generator) -> Result<GenerateConfig> {
         let sampling = Sampling {
             temperature: self.temperature,
             top_k: self.top_k,

@@ -1,12 +1,15 @@
 //! One file per verb.
 
+pub mod ask;
 pub mod compare;
 pub mod embed;
 pub mod finetune;
 pub mod generate;
 pub mod icl;
+pub mod index;
 pub mod info;
 pub mod merge;
 pub mod predict;
 pub mod prompt_search;
+pub mod search;
 pub mod train;

@@ -1,0 +1,259 @@
+//! One test suite, run against both stores: SQLite (a temp file) and PostgreSQL (the server in
+//! `TUNA_TEST_POSTGRES`, a `postgres://` URL; scripts/test.sh starts one. Without it the
+//! PostgreSQL half is skipped, except under CI, where it fails).
+
+use std::path::PathBuf;
+use tuna_rag::{
+    add_documents, load_documents, open, ChunkConfig, Document, Embedder, IndexMeta, Result, Store,
+};
+
+const DIM: usize = 256;
+
+/// Bag-of-words vectors (hashed words), and whitespace tokens: enough to test the stores.
+struct Words;
+
+impl Embedder for Words {
+    fn dim(&self) -> usize {
+        DIM
+    }
+
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let mut spans = vec![];
+        let mut start = None;
+        for (i, c) in text.char_indices() {
+            match (c.is_whitespace(), start) {
+                (true, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, text.len()));
+        }
+        Ok(spans)
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| words_vector(t)).collect())
+    }
+}
+
+fn words_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DIM];
+    for w in text.split_whitespace() {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        let h = w
+            .bytes()
+            .fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+        v[(h % DIM as u64) as usize] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+    v.iter().map(|x| x / n).collect()
+}
+
+fn meta() -> IndexMeta {
+    IndexMeta {
+        model: "words".into(),
+        fingerprint: "test".into(),
+        dim: DIM,
+        pooling: "none".into(),
+        chunking: chunking(),
+    }
+}
+
+fn chunking() -> ChunkConfig {
+    ChunkConfig {
+        size: 12,
+        overlap: 3,
+    }
+}
+
+fn doc(source: &str, text: &str) -> Document {
+    Document {
+        source: source.into(),
+        title: None,
+        text: text.into(),
+    }
+}
+
+fn corpus() -> Vec<Document> {
+    vec![
+        doc("a/cats.txt", "Cats purr and sleep in the sun all afternoon."),
+        doc("a/dogs.txt", "Dogs bark at the mailman and fetch sticks in the park."),
+        doc(
+            "b/long.txt",
+            "Rivers carry water to the sea.\n\nMountains are high and cold with snow on top.\n\n\
+             Deserts are dry and hot with sand dunes and rare rain showers in spring.",
+        ),
+    ]
+}
+
+fn add(store: &mut dyn Store, docs: &[Document]) -> tuna_rag::AddReport {
+    add_documents(store, docs, &Words, &chunking(), &mut |_, _| {}).unwrap()
+}
+
+/// Each test gets a fresh index in each available store.
+fn stores(name: &str) -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = open(dir.path().join("index.db").to_str().unwrap()).unwrap();
+    let mut out = vec![(sqlite, Some(dir))];
+    match std::env::var("TUNA_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => {
+            let index = format!("t_{name}");
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute(&format!(
+                "DROP TABLE IF EXISTS tuna_{index}_chunks, tuna_{index}_docs, tuna_{index}_meta"
+            ))
+            .unwrap();
+            out.push((open(&format!("{url}#{index}")).unwrap(), None));
+        }
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must test PostgreSQL: set TUNA_TEST_POSTGRES (scripts/test.sh does)"
+            );
+            eprintln!("TUNA_TEST_POSTGRES not set: PostgreSQL half skipped");
+        }
+    }
+    out
+}
+
+#[test]
+fn new_index_is_empty() {
+    for (mut s, _keep) in stores("empty") {
+        assert_eq!(s.meta().unwrap(), None, "{}", s.kind());
+        assert!(s.search(&words_vector("cats"), 3).unwrap().is_empty());
+        let st = s.stats().unwrap();
+        assert_eq!((st.documents, st.chunks), (0, 0));
+        s.init(&meta()).unwrap();
+        assert_eq!(s.meta().unwrap(), Some(meta()));
+    }
+}
+
+#[test]
+fn add_then_search_finds_the_right_chunk() {
+    for (mut s, _keep) in stores("search") {
+        s.init(&meta()).unwrap();
+        let r = add(s.as_mut(), &corpus());
+        assert_eq!((r.added, r.updated, r.unchanged), (3, 0, 0), "{}", s.kind());
+        let st = s.stats().unwrap();
+        assert_eq!(st.documents, 3);
+        assert_eq!(st.chunks, r.chunks);
+        assert_eq!(st.vectors, r.chunks);
+        assert_eq!(st.incomplete_documents, 0);
+        assert!(r.chunks >= 5, "the long document is cut: {}", r.chunks);
+
+        let q = "Dogs bark at the mailman and fetch sticks in the park.";
+        let hits = s.search(&words_vector(q), 3).unwrap();
+        assert_eq!(hits.len(), 3);
+        assert_eq!(hits[0].source, "a/dogs.txt", "{}", s.kind());
+        assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+        let hits = s.search(&words_vector("snow on the mountains"), 1).unwrap();
+        assert_eq!(hits[0].source, "b/long.txt");
+        assert!(hits[0].text.contains("Mountains"), "{}", hits[0].text);
+        assert!(s.search(&[1.0; 3], 1).is_err(), "wrong query dimension");
+    }
+}
+
+#[test]
+fn unchanged_documents_do_no_work_and_changed_ones_replace_their_chunks() {
+    for (mut s, _keep) in stores("update") {
+        s.init(&meta()).unwrap();
+        add(s.as_mut(), &corpus());
+        let before = s.stats().unwrap();
+        let again = add(s.as_mut(), &corpus());
+        assert_eq!((again.unchanged, again.chunks), (3, 0), "{}", s.kind());
+        assert_eq!(s.stats().unwrap(), before);
+
+        let mut docs = corpus();
+        docs[0].text = "Cats hunt mice at night.".into();
+        let r = add(s.as_mut(), &docs);
+        assert_eq!((r.added, r.updated, r.unchanged), (0, 1, 2));
+        let st = s.stats().unwrap();
+        assert_eq!(st.documents, 3);
+        assert_eq!(st.chunks, before.chunks, "one chunk replaced by one chunk");
+        let hits = s.search(&words_vector("Cats hunt mice at night."), 10).unwrap();
+        assert!(hits.iter().all(|h| !h.text.contains("purr")), "old chunk gone");
+        assert_eq!(hits[0].text, "Cats hunt mice at night.");
+    }
+}
+
+#[test]
+fn delete_by_name_file_or_directory() {
+    for (mut s, _keep) in stores("delete") {
+        s.init(&meta()).unwrap();
+        add(s.as_mut(), &corpus());
+        let all = s.hashes().unwrap();
+        let names = tuna_rag::store::matching_sources(all.keys(), "a");
+        assert_eq!(names, ["a/cats.txt", "a/dogs.txt"]);
+        assert_eq!(s.delete(&names).unwrap(), 2, "{}", s.kind());
+        let st = s.stats().unwrap();
+        assert_eq!(st.documents, 1);
+        assert_eq!(st.vectors, st.chunks);
+        let hits = s.search(&words_vector("cats purr"), 10).unwrap();
+        assert!(hits.iter().all(|h| h.source == "b/long.txt"));
+        assert_eq!(s.delete(&["nothing".into()]).unwrap(), 0);
+    }
+}
+
+#[test]
+fn vectors_of_the_wrong_dimension_are_refused_and_nothing_is_written() {
+    for (mut s, _keep) in stores("dims") {
+        s.init(&meta()).unwrap();
+        let bad = tuna_rag::DocEntry {
+            source: "x".into(),
+            title: None,
+            hash: "h".into(),
+            chunks: vec![tuna_rag::NewChunk {
+                seq: 0,
+                text: "x".into(),
+                start: 0,
+                end: 1,
+                vector: vec![0.0; DIM + 1],
+            }],
+        };
+        assert!(s.put(&[bad]).is_err(), "{}", s.kind());
+        assert_eq!(s.stats().unwrap().documents, 0);
+    }
+}
+
+#[test]
+fn reads_text_markdown_jsonl_and_squad_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| -> PathBuf { dir.path().join(n) };
+    std::fs::write(p("a.txt"), "plain text").unwrap();
+    std::fs::write(p("b.md"), "intro\n# The Title\n\nbody").unwrap();
+    std::fs::write(
+        p("c.jsonl"),
+        "{\"id\": \"x1\", \"text\": \"first\", \"title\": \"T\"}\n\n{\"content\": \"second\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("d.json"),
+        r#"{"data": [{"title": "Some_Place", "paragraphs": [{"context": "P0", "qas": []}, {"context": "P1", "qas": []}]}]}"#,
+    )
+    .unwrap();
+    std::fs::write(p("e.bin"), [0u8, 1, 2]).unwrap();
+    std::fs::write(p("empty.txt"), "  \n").unwrap();
+    let docs = load_documents(&[dir.path().to_path_buf()]).unwrap();
+    let root = format!("{}/", dir.path().display());
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d.source.strip_prefix(&root).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["a.txt", "b.md", "c.jsonl#x1", "c.jsonl#3", "d.json#Some_Place/0", "d.json#Some_Place/1"]
+    );
+    assert_eq!(docs[1].title.as_deref(), Some("The Title"));
+    assert_eq!(docs[2].title.as_deref(), Some("T"));
+    assert_eq!(docs[4].title.as_deref(), Some("Some Place"));
+    assert_ne!(docs[4].hash(), docs[5].hash());
+    let err = load_documents(&[p("c.json")]).unwrap_err().to_string();
+    assert!(err.contains("c.json"), "{err}");
+}

@@ -1,0 +1,128 @@
+//! What the index verbs share: the `--index` flag, opening a store, and the encoder that built
+//! an index (loaded again from its recorded path, checked against its fingerprint).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use tuna_models::Model;
+use tuna_nn::Pooling;
+use tuna_rag::{Embedder, IndexMeta, Store};
+use tuna_train::embedder::{embed_texts, EmbedOptions};
+use tuna_train::progress::Silent;
+
+/// Which index.
+#[derive(Args, Clone)]
+pub struct IndexArgs {
+    /// The index: a SQLite file (created if missing), or postgres://USER@HOST:PORT/DB#NAME
+    /// (PostgreSQL with pgvector; NAME picks one of several indexes in the database).
+    #[arg(long, short = 'x', env = "TUNA_INDEX")]
+    pub index: String,
+    /// Device of the encoder: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl IndexArgs {
+    /// Opens (or creates) the store.
+    pub fn open(&self) -> Result<Box<dyn Store>> {
+        tuna_rag::open(&self.index).with_context(|| format!("opening index {}", self.index))
+    }
+
+    /// The store with its metadata; an error for an index that holds nothing yet.
+    pub fn open_built(&self) -> Result<(Box<dyn Store>, IndexMeta)> {
+        let mut store = self.open()?;
+        let Some(meta) = store.meta()? else {
+            bail!(
+                "index {} is empty: build it first with `tuna index add --index {} --model ENCODER PATH...`",
+                self.index,
+                self.index
+            );
+        };
+        Ok((store, meta))
+    }
+
+    /// Loads the encoder an index was built with.
+    pub fn encoder(&self, meta: &IndexMeta) -> Result<IndexEncoder> {
+        IndexEncoder::load(&meta.model, &self.device, Some(meta))
+    }
+}
+
+/// An encoder turned into the indexer's [`Embedder`]: mean/CLS pooled, unit-length vectors.
+pub struct IndexEncoder {
+    pub model: Model,
+    /// Absolute path of the model, as recorded in the index.
+    pub path: PathBuf,
+    pub fingerprint: String,
+    pub options: EmbedOptions,
+}
+
+impl IndexEncoder {
+    /// Loads `spec`; with `meta`, refuses a model whose files differ from the index's.
+    pub fn load(spec: &str, device: &str, meta: Option<&IndexMeta>) -> Result<Self> {
+        let device = tuna_core::pick_device(device)?;
+        let path = tuna_models::resolve_model(spec)?;
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let fingerprint = tuna_train::cache::model_fingerprint(&path)?;
+        if let Some(m) = meta {
+            if m.fingerprint != fingerprint {
+                bail!(
+                    "the index was built with {} (fingerprint {}), but {} has fingerprint {}: \
+                     vectors from different models cannot be compared; rebuild the index",
+                    m.model,
+                    short(&m.fingerprint),
+                    path.display(),
+                    short(&fingerprint)
+                );
+            }
+        }
+        let model = tuna_models::load_model(&path, &device)
+            .with_context(|| format!("loading encoder {spec}"))?;
+        let pooling = match meta {
+            Some(m) => m
+                .pooling
+                .parse::<Pooling>()
+                .map_err(|e| anyhow::anyhow!("index pooling `{}`: {e}", m.pooling))?,
+            None => model.info.family.default_pooling(),
+        };
+        let options = EmbedOptions {
+            pooling,
+            max_len: 256.min(model.info.max_positions),
+            batch_size: 32,
+            normalize: true,
+        };
+        Ok(IndexEncoder {
+            model,
+            path,
+            fingerprint,
+            options,
+        })
+    }
+
+    /// Unit-length vectors of `texts`, one per text.
+    pub fn vectors(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let e = embed_texts(&self.model, texts, &self.options, &Silent)?;
+        Ok((0..e.rows).map(|i| e.row(i).to_vec()).collect())
+    }
+}
+
+fn short(fp: &str) -> &str {
+    &fp[..fp.len().min(12)]
+}
+
+impl Embedder for IndexEncoder {
+    fn dim(&self) -> usize {
+        self.model.info.hidden_size
+    }
+
+    fn token_spans(&self, text: &str) -> tuna_rag::Result<Vec<(usize, usize)>> {
+        self.model
+            .tokenizer
+            .token_spans(text)
+            .map_err(|e| tuna_rag::Error::Model(e.to_string()))
+    }
+
+    fn embed(&self, texts: &[String]) -> tuna_rag::Result<Vec<Vec<f32>>> {
+        self.vectors(texts)
+            .map_err(|e| tuna_rag::Error::Model(format!("{e:#}")))
+    }
+}
