@@ -120,7 +120,14 @@ mod tests {
     #[test]
     fn short_text_is_one_chunk() {
         let t = "one two three";
-        let c = chunk_text(t, &words(t), &ChunkConfig { size: 10, overlap: 2 });
+        let c = chunk_text(
+            t,
+            &words(t),
+            &ChunkConfig {
+                size: 10,
+                overlap: 2,
+            },
+        );
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].text, t);
         assert_eq!(c[0].tokens, 3);
@@ -129,7 +136,14 @@ mod tests {
     #[test]
     fn cuts_at_paragraphs_without_overlap() {
         let t = "a b c d e f.\n\ng h i j k l.\n\nm n o";
-        let c = chunk_text(t, &words(t), &ChunkConfig { size: 8, overlap: 3 });
+        let c = chunk_text(
+            t,
+            &words(t),
+            &ChunkConfig {
+                size: 8,
+                overlap: 3,
+            },
+        );
         let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, ["a b c d e f.", "g h i j k l.", "m n o"]);
         assert_eq!(c[1].start, t.find('g').unwrap());
@@ -139,7 +153,10 @@ mod tests {
     fn long_paragraph_windows_overlap_and_cover_everything() {
         let t: String = (0..50).map(|i| format!("w{i} ")).collect();
         let spans = words(&t);
-        let cfg = ChunkConfig { size: 10, overlap: 3 };
+        let cfg = ChunkConfig {
+            size: 10,
+            overlap: 3,
+        };
         let c = chunk_text(&t, &spans, &cfg);
         assert!(c.iter().all(|c| c.tokens <= 10));
         for w in c.windows(2) {
@@ -152,13 +169,30 @@ mod tests {
     #[test]
     fn prefers_sentence_ends_inside_a_paragraph() {
         let t = "a b c d e f g. h i j k l m n o p";
-        let c = chunk_text(t, &words(t), &ChunkConfig { size: 10, overlap: 2 });
+        let c = chunk_text(
+            t,
+            &words(t),
+            &ChunkConfig {
+                size: 10,
+                overlap: 2,
+            },
+        );
         assert_eq!(c[0].text, "a b c d e f g.");
     }
 
     #[test]
     fn invalid_config_is_refused() {
-        assert!(ChunkConfig { size: 4, overlap: 4 }.validate().is_err());
-        assert!(ChunkConfig { size: 0, overlap: 0 }.validate().is_err());
+        assert!(ChunkConfig {
+            size: 4,
+            overlap: 4
+        }
+        .validate()
+        .is_err());
+        assert!(ChunkConfig {
+            size: 0,
+            overlap: 0
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -212,7 +212,10 @@ pub(crate) fn squad_articles(path: &Path, text: &str) -> Result<Vec<SquadArticle
                         .and_then(Value::as_str)
                         .map(str::to_string)
                         .ok_or_else(|| {
-                            Error::bad_file(path, format!("article {title}: paragraph without context"))
+                            Error::bad_file(
+                                path,
+                                format!("article {title}: paragraph without context"),
+                            )
                         })
                 })
                 .collect::<Result<Vec<_>>>()?;

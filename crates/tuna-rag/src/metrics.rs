@@ -41,14 +41,25 @@ impl RetrievalScore {
 
     pub fn metrics(&self) -> RetrievalMetrics {
         let n = self.ranks.len().max(1) as f64;
-        let within = |k: usize| self.ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n;
+        let within = |k: usize| {
+            self.ranks
+                .iter()
+                .filter(|r| r.is_some_and(|r| r <= k))
+                .count() as f64
+                / n
+        };
         RetrievalMetrics {
             questions: self.ranks.len(),
             recall_at_1: within(1),
             recall_at_5: within(5),
             recall_at_k: within(self.k),
             k: self.k,
-            mrr: self.ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / r as f64)).sum::<f64>() / n,
+            mrr: self
+                .ranks
+                .iter()
+                .map(|r| r.map_or(0.0, |r| 1.0 / r as f64))
+                .sum::<f64>()
+                / n,
         }
     }
 }

@@ -41,7 +41,10 @@ fn squad_questions(path: &Path, text: &str) -> Result<Vec<Question>> {
     let source = file_name(&name);
     let mut out = Vec::new();
     for a in squad_articles(path, text)? {
-        let paragraphs = a.value["paragraphs"].as_array().cloned().unwrap_or_default();
+        let paragraphs = a.value["paragraphs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (i, p) in paragraphs.iter().enumerate() {
             for qa in p.get("qas").and_then(Value::as_array).into_iter().flatten() {
                 let question = qa.get("question").and_then(Value::as_str).ok_or_else(|| {

@@ -44,10 +44,12 @@ impl Embedder for Words {
 fn words_vector(text: &str) -> Vec<f32> {
     let mut v = vec![0f32; DIM];
     for w in text.split_whitespace() {
-        let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
-        let h = w
-            .bytes()
-            .fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        let h = w.bytes().fold(1469598103934665603u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(1099511628211)
+        });
         v[(h % DIM as u64) as usize] += 1.0;
     }
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
@@ -58,6 +60,7 @@ fn meta() -> IndexMeta {
     IndexMeta {
         model: "words".into(),
         fingerprint: "test".into(),
+        probe: words_vector(tuna_rag::store::PROBE_TEXT),
         dim: DIM,
         pooling: "none".into(),
         chunking: chunking(),
@@ -81,8 +84,14 @@ fn doc(source: &str, text: &str) -> Document {
 
 fn corpus() -> Vec<Document> {
     vec![
-        doc("a/cats.txt", "Cats purr and sleep in the sun all afternoon."),
-        doc("a/dogs.txt", "Dogs bark at the mailman and fetch sticks in the park."),
+        doc(
+            "a/cats.txt",
+            "Cats purr and sleep in the sun all afternoon.",
+        ),
+        doc(
+            "a/dogs.txt",
+            "Dogs bark at the mailman and fetch sticks in the park.",
+        ),
         doc(
             "b/long.txt",
             "Rivers carry water to the sea.\n\nMountains are high and cold with snow on top.\n\n\
@@ -177,8 +186,13 @@ fn unchanged_documents_do_no_work_and_changed_ones_replace_their_chunks() {
         let st = s.stats().unwrap();
         assert_eq!(st.documents, 3);
         assert_eq!(st.chunks, before.chunks, "one chunk replaced by one chunk");
-        let hits = s.search(&words_vector("Cats hunt mice at night."), 10).unwrap();
-        assert!(hits.iter().all(|h| !h.text.contains("purr")), "old chunk gone");
+        let hits = s
+            .search(&words_vector("Cats hunt mice at night."), 10)
+            .unwrap();
+        assert!(
+            hits.iter().all(|h| !h.text.contains("purr")),
+            "old chunk gone"
+        );
         assert_eq!(hits[0].text, "Cats hunt mice at night.");
     }
 }
@@ -248,7 +262,14 @@ fn reads_text_markdown_jsonl_and_squad_json() {
         .collect();
     assert_eq!(
         names,
-        ["a.txt", "b.md", "c.jsonl#x1", "c.jsonl#3", "d.json#Some_Place/0", "d.json#Some_Place/1"]
+        [
+            "a.txt",
+            "b.md",
+            "c.jsonl#x1",
+            "c.jsonl#3",
+            "d.json#Some_Place/0",
+            "d.json#Some_Place/1"
+        ]
     );
     assert_eq!(docs[1].title.as_deref(), Some("The Title"));
     assert_eq!(docs[2].title.as_deref(), Some("T"));

@@ -1,5 +1,5 @@
 //! What the index verbs share: the `--index` flag, opening a store, and the encoder that built
-//! an index (loaded again from its recorded path, checked against its fingerprint).
+//! an index (loaded again from its recorded path, and checked to embed a probe text as it did).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -57,24 +57,12 @@ pub struct IndexEncoder {
 }
 
 impl IndexEncoder {
-    /// Loads `spec`; with `meta`, refuses a model whose files differ from the index's.
+    /// Loads `spec`; with `meta`, refuses a model that embeds the probe text differently.
     pub fn load(spec: &str, device: &str, meta: Option<&IndexMeta>) -> Result<Self> {
         let device = tuna_core::pick_device(device)?;
         let path = tuna_models::resolve_model(spec)?;
         let path = std::fs::canonicalize(&path).unwrap_or(path);
         let fingerprint = tuna_train::cache::model_fingerprint(&path)?;
-        if let Some(m) = meta {
-            if m.fingerprint != fingerprint {
-                bail!(
-                    "the index was built with {} (fingerprint {}), but {} has fingerprint {}: \
-                     vectors from different models cannot be compared; rebuild the index",
-                    m.model,
-                    short(&m.fingerprint),
-                    path.display(),
-                    short(&fingerprint)
-                );
-            }
-        }
         let model = tuna_models::load_model(&path, &device)
             .with_context(|| format!("loading encoder {spec}"))?;
         let pooling = match meta {
@@ -90,12 +78,32 @@ impl IndexEncoder {
             batch_size: 32,
             normalize: true,
         };
-        Ok(IndexEncoder {
+        let enc = IndexEncoder {
             model,
             path,
             fingerprint,
             options,
-        })
+        };
+        if let Some(m) = meta {
+            let probe = enc.probe()?;
+            let cos: f32 = probe.iter().zip(&m.probe).map(|(a, b)| a * b).sum();
+            if m.probe.len() != probe.len() || cos < 0.999 {
+                bail!(
+                    "the index was built with {}, and {} embeds differently: vectors from \
+                     different models cannot be compared; rebuild the index",
+                    m.model,
+                    enc.path.display()
+                );
+            }
+        }
+        Ok(enc)
+    }
+
+    /// The embedding of the probe text that identifies this encoder in an index.
+    pub fn probe(&self) -> Result<Vec<f32>> {
+        Ok(self
+            .vectors(&[tuna_rag::store::PROBE_TEXT.to_string()])?
+            .remove(0))
     }
 
     /// Unit-length vectors of `texts`, one per text.
@@ -103,10 +111,6 @@ impl IndexEncoder {
         let e = embed_texts(&self.model, texts, &self.options, &Silent)?;
         Ok((0..e.rows).map(|i| e.row(i).to_vec()).collect())
     }
-}
-
-fn short(fp: &str) -> &str {
-    &fp[..fp.len().min(12)]
 }
 
 impl Embedder for IndexEncoder {

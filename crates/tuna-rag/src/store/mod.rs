@@ -21,6 +21,9 @@ pub struct IndexMeta {
     pub model: String,
     /// Fingerprint of the model's files.
     pub fingerprint: String,
+    /// The embedding of [`PROBE_TEXT`]: a model that gives another vector is another model.
+    #[serde(default)]
+    pub probe: Vec<f32>,
     /// Vector length.
     pub dim: usize,
     /// Pooling of token states.
@@ -28,6 +31,9 @@ pub struct IndexMeta {
     /// How documents were cut.
     pub chunking: ChunkConfig,
 }
+
+/// The text whose embedding identifies the encoder of an index.
+pub const PROBE_TEXT: &str = "The quick brown fox jumps over the lazy dog near the river bank.";
 
 /// A chunk ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,10 +116,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Store>> {
 
 /// Sources in `all` named by `pattern`: the source itself, the records of a file
 /// (`FILE#…`), or everything under a directory (`DIR/…`).
-pub fn matching_sources<'a>(
-    all: impl Iterator<Item = &'a String>,
-    pattern: &str,
-) -> Vec<String> {
+pub fn matching_sources<'a>(all: impl Iterator<Item = &'a String>, pattern: &str) -> Vec<String> {
     let pattern = pattern.strip_prefix("./").unwrap_or(pattern);
     let dir = format!("{}/", pattern.trim_end_matches('/'));
     let file = format!("{pattern}#");

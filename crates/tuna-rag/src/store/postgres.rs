@@ -84,7 +84,10 @@ impl Store for PostgresStore {
     }
 
     fn meta(&mut self) -> Result<Option<IndexMeta>> {
-        let q = format!("SELECT value FROM {} WHERE key = 'index'", self.table("meta"));
+        let q = format!(
+            "SELECT value FROM {} WHERE key = 'index'",
+            self.table("meta")
+        );
         match self.client.query_opt(&q, &[])? {
             Some(row) => serde_json::from_str(row.get::<_, &str>(0))
                 .map(Some)
@@ -149,7 +152,12 @@ impl Store for PostgresStore {
             let id: i64 = tx
                 .query_one(
                     &ins,
-                    &[&doc.source, &doc.title, &doc.hash, &(doc.chunks.len() as i32)],
+                    &[
+                        &doc.source,
+                        &doc.title,
+                        &doc.hash,
+                        &(doc.chunks.len() as i32),
+                    ],
                 )?
                 .get(0);
             for ch in &doc.chunks {
@@ -203,9 +211,7 @@ impl Store for PostgresStore {
              FROM {c} c JOIN {d} d ON d.id = c.doc_id \
              ORDER BY c.embedding <=> $1::text::vector, c.id LIMIT $2"
         );
-        let rows = self
-            .client
-            .query(&q, &[&vector_text(query), &(k as i64)])?;
+        let rows = self.client.query(&q, &[&vector_text(query), &(k as i64)])?;
         Ok(rows
             .iter()
             .map(|r| Hit {

@@ -77,7 +77,9 @@ impl SqliteStore {
     fn dim(&self) -> Result<Option<usize>> {
         let meta: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(match meta {
             Some(m) => Some(parse_meta(&m)?.dim),
@@ -102,7 +104,9 @@ impl Store for SqliteStore {
     fn meta(&mut self) -> Result<Option<IndexMeta>> {
         let meta: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         meta.as_deref().map(parse_meta).transpose()
     }

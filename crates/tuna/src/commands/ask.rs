@@ -35,21 +35,40 @@ pub struct Answerer<'a> {
     gen: Generator<'a>,
     template: Option<ChatTemplate>,
     args: AnswerArgs,
+    /// Tokens for instruction, sources and question: the flag, capped by the model's positions
+    /// less the answer and the chat template's own tokens.
+    budget: usize,
 }
 
+/// Tokens kept for the chat template around the prompt.
+const TEMPLATE_TOKENS: usize = 32;
+
 impl<'a> Answerer<'a> {
-    pub fn new(model: &'a Model, args: AnswerArgs) -> Result<Self> {
+    pub fn new(model: &'a Model, args: AnswerArgs, max_new_tokens: usize) -> Result<Self> {
         let gen = Generator::new(model)?;
-        let template = if args.no_chat {
-            None
-        } else {
-            Some(ChatTemplate::from_tokenizer(gen.tokenizer()).context(
-                "the model has no chat template: pass --no-chat to send a plain prompt",
-            )?)
-        };
+        let template =
+            if args.no_chat {
+                None
+            } else {
+                Some(ChatTemplate::from_tokenizer(gen.tokenizer()).context(
+                    "the model has no chat template: pass --no-chat to send a plain prompt",
+                )?)
+            };
+        let room = model
+            .info
+            .max_positions
+            .saturating_sub(max_new_tokens + TEMPLATE_TOKENS);
+        if room < 16 {
+            anyhow::bail!(
+                "{} takes {} tokens: no room for sources with {max_new_tokens} new tokens",
+                model.info.source.display(),
+                model.info.max_positions
+            );
+        }
         Ok(Answerer {
             gen,
             template,
+            budget: args.context_tokens.min(room),
             args,
         })
     }
@@ -70,7 +89,7 @@ impl<'a> Answerer<'a> {
             &self.args.instruction,
             question,
             hits,
-            self.args.context_tokens,
+            self.budget,
             &count,
         )?)
     }
@@ -129,7 +148,7 @@ impl AskCmd {
         let path = tuna_models::resolve_model(&self.model)?;
         let lm = tuna_models::load_model(&path, &device)
             .with_context(|| format!("loading model {}", self.model))?;
-        let answerer = Answerer::new(&lm, self.answer.clone())?;
+        let answerer = Answerer::new(&lm, self.answer.clone(), self.sampling.max_new_tokens)?;
         let cfg = self.sampling.config(answerer.generator())?;
         let prompt = answerer.prompt(&self.question, &hits)?;
         let stream = !out.json && !out.quiet;

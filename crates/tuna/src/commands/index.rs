@@ -95,6 +95,7 @@ impl AddCmd {
                 let meta = IndexMeta {
                     model: enc.path.display().to_string(),
                     fingerprint: enc.fingerprint.clone(),
+                    probe: enc.probe()?,
                     dim: enc.model.info.hidden_size,
                     pooling: enc.options.pooling.to_string(),
                     chunking: ChunkConfig {
@@ -272,7 +273,7 @@ impl EvalCmd {
         };
         let answerer = lm
             .as_ref()
-            .map(|m| Answerer::new(m, self.answer.clone()))
+            .map(|m| Answerer::new(m, self.answer.clone(), self.max_new_tokens))
             .transpose()?;
         let cfg = GenerateConfig {
             max_new_tokens: self.max_new_tokens,
@@ -298,8 +299,11 @@ impl EvalCmd {
             let t = Instant::now();
             let hits = store.search(v, self.top.max(self.answer.k))?;
             search_secs.push(t.elapsed().as_secs_f64());
-            let retrieved: Vec<String> =
-                hits.iter().take(self.top).map(|h| h.source.clone()).collect();
+            let retrieved: Vec<String> = hits
+                .iter()
+                .take(self.top)
+                .map(|h| h.source.clone())
+                .collect();
             let rank = first_relevant_rank(&retrieved, &q.relevant);
             score.add(rank);
             let mut line = json!({"id": q.id, "question": q.question, "rank": rank,
