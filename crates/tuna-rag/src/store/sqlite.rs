@@ -67,6 +67,9 @@ impl SqliteStore {
         // state. NORMAL sync is durable against a crash of the process.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Searches scan every vector: read them through a memory map and keep pages cached.
+        conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
+        conn.pragma_update(None, "cache_size", -(1i64 << 18))?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore {
             conn,
