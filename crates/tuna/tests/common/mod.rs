@@ -20,3 +20,33 @@ pub fn last_json(out: &Output) -> serde_json::Value {
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout}"))
 }
+
+/// A real model fetched by scripts/fetch_models.sh (`$TUNA_MODELS_DIR`, default `models/`).
+#[allow(dead_code)]
+pub fn real_model(name: &str) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("TUNA_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("models"));
+    let m = dir.join(name);
+    assert!(
+        m.exists(),
+        "{} not found: run scripts/fetch_models.sh",
+        m.display()
+    );
+    m
+}
+
+/// A file of the shared data folder beside the repository.
+#[allow(dead_code)]
+pub fn shared_data(rel: &str) -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel);
+    assert!(
+        p.exists(),
+        "{} not found (the shared data folder sits beside the repo)",
+        p.display()
+    );
+    p
+}
