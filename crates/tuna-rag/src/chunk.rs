@@ -17,7 +17,7 @@ impl ChunkConfig {
     /// Checks that chunks can make progress.
     pub fn validate(&self) -> crate::Result<()> {
         if self.size == 0 || self.overlap >= self.size {
-            return Err(crate::Error::Invalid(format!(
+            return Err(crate::Error::invalid(format!(
                 "chunk size must be positive and overlap smaller than it (size {}, overlap {})",
                 self.size, self.overlap
             )));
@@ -93,28 +93,33 @@ pub fn chunk_text(text: &str, spans: &[(usize, usize)], cfg: &ChunkConfig) -> Ve
     }
 }
 
+/// Byte spans of the whitespace-separated words of `text`: tokens for text without a tokenizer
+/// (and for tests).
+pub fn whitespace_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = vec![];
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, text.len()));
+    }
+    spans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Whitespace tokens with their byte spans.
     fn words(text: &str) -> Vec<(usize, usize)> {
-        let mut spans = vec![];
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            match (c.is_whitespace(), start) {
-                (true, Some(s)) => {
-                    spans.push((s, i));
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            spans.push((s, text.len()));
-        }
-        spans
+        whitespace_spans(text)
     }
 
     #[test]

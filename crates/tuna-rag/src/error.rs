@@ -1,4 +1,5 @@
-//! The error type of indexing and retrieval: each variant names what failed.
+//! The error type of indexing and retrieval: file and input errors as in every tuna crate,
+//! plus the two stores' and the caller's model's.
 
 use std::path::PathBuf;
 
@@ -8,19 +9,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What went wrong while reading documents, talking to a store or evaluating.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O failure on a named file.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file exists but its content is not usable.
-    #[error("{path}: {msg}")]
-    BadFile { path: PathBuf, msg: String },
-    /// A value given by the user is not usable.
-    #[error("{0}")]
-    Invalid(String),
+    /// A file that cannot be read or is malformed, or a value that is not usable.
+    #[error(transparent)]
+    Core(#[from] tuna_core::Error),
     /// The SQLite store failed.
     #[error("sqlite index: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -35,17 +26,16 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        tuna_core::Error::io(path, source).into()
     }
 
     /// A malformed file, with the reason.
     pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::BadFile {
-            path: path.into(),
-            msg: msg.into(),
-        }
+        tuna_core::Error::bad_file(path, msg).into()
+    }
+
+    /// A value given by the user that is not usable.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        tuna_core::Error::Invalid(msg.into()).into()
     }
 }

@@ -18,22 +18,7 @@ impl Embedder for Words {
     }
 
     fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
-        let mut spans = vec![];
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            match (c.is_whitespace(), start) {
-                (true, Some(s)) => {
-                    spans.push((s, i));
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            spans.push((s, text.len()));
-        }
-        Ok(spans)
+        Ok(tuna_rag::chunk::whitespace_spans(text))
     }
 
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tuna_models::testing::{write_tiny_bert, write_tiny_llama, TINY_WORDS};
 
 mod common;
-use common::{last_json, tuna};
+use common::{last_json, ok, tuna};
 
 /// Index names to test in `dir`: a SQLite file, and a fresh PostgreSQL index when available.
 fn indexes(dir: &Path, name: &str) -> Vec<String> {
@@ -34,16 +34,6 @@ fn sentence(i: usize, len: usize) -> String {
         .map(|j| TINY_WORDS[(i * 7 + j * 3 + i / 5) % 32])
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn ok(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    last_json(out)
 }
 
 #[test]
@@ -170,25 +160,14 @@ fn ask_answers_from_sources_and_lists_them() {
             "index", "add", "--index", &index, "--model", "enc", "a.txt", "b.txt", "--json",
         ],
     ));
-    let a = ok(&tuna(
-        d,
-        &[
-            "ask",
-            "--index",
-            &index,
-            "--model",
-            "lm",
-            "--no-chat",
-            "-k",
-            "2",
-            "--max-new-tokens",
-            "5",
-            "--instruction",
-            "x",
-            &sentence(1, 3),
-            "--json",
-        ],
-    ));
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["ask", "--index", &index, "--model", "lm", "--no-chat"];
+        args.extend_from_slice(&["--instruction", "x", "--json"]);
+        args.extend_from_slice(extra);
+        ok(&tuna(d, &args))
+    };
+    let question = sentence(1, 3);
+    let a = ask(&["-k", "2", "--max-new-tokens", "5", &question]);
     let sources = a["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 2, "{a}");
     assert_eq!(sources[0]["source"], "a.txt");
@@ -196,25 +175,14 @@ fn ask_answers_from_sources_and_lists_them() {
     let both = a["prompt_tokens"].as_u64().unwrap();
 
     // A budget too small for both sources keeps only the best.
-    let a = ok(&tuna(
-        d,
-        &[
-            "ask",
-            "--index",
-            &index,
-            "--model",
-            "lm",
-            "--no-chat",
-            "--instruction",
-            "x",
-            "--context-tokens",
-            &(both - 20).to_string(),
-            "--max-new-tokens",
-            "2",
-            &sentence(1, 3),
-            "--json",
-        ],
-    ));
+    let budget = (both - 20).to_string();
+    let a = ask(&[
+        "--context-tokens",
+        &budget,
+        "--max-new-tokens",
+        "2",
+        &question,
+    ]);
     assert_eq!(a["sources"].as_array().unwrap().len(), 1, "{a}");
     assert!(a["prompt_tokens"].as_u64().unwrap() < both);
 }

@@ -3,16 +3,7 @@
 //! and one grounded answer from SmolLM2. Needs scripts/fetch_models.sh (run by scripts/test.sh).
 
 mod common;
-use common::{last_json, real_model, shared_data, tuna};
-
-fn ok(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    last_json(out)
-}
+use common::{ok, real_model, shared_data, tuna};
 
 #[test]
 fn squad_recall_at_5_is_at_least_0_90_on_every_store() {

@@ -106,7 +106,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Store>> {
         Ok(Box::new(PostgresStore::open(spec)?))
     } else {
         if spec.contains("://") {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "index `{spec}`: give a SQLite file path or a postgres:// URL"
             )));
         }
@@ -151,7 +151,7 @@ pub(crate) fn vector_text(v: &[f32]) -> String {
 pub(crate) fn check_dims(docs: &[DocEntry], dim: usize) -> Result<()> {
     for d in docs {
         if let Some(c) = d.chunks.iter().find(|c| c.vector.len() != dim) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "{}: vector of length {} in an index of dimension {dim}",
                 d.source,
                 c.vector.len()

@@ -29,7 +29,7 @@ impl PostgresStore {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "index name `{name}` (after #): use lower-case letters, digits and _"
             )));
         }
@@ -91,7 +91,7 @@ impl Store for PostgresStore {
         match self.client.query_opt(&q, &[])? {
             Some(row) => serde_json::from_str(row.get::<_, &str>(0))
                 .map(Some)
-                .map_err(|e| Error::Invalid(format!("index metadata: {e}"))),
+                .map_err(|e| Error::invalid(format!("index metadata: {e}"))),
             None => Ok(None),
         }
     }
@@ -137,7 +137,7 @@ impl Store for PostgresStore {
     fn put(&mut self, docs: &[DocEntry]) -> Result<()> {
         let dim = self
             .meta()?
-            .ok_or_else(|| Error::Invalid("index has no metadata: call init first".into()))?
+            .ok_or_else(|| Error::invalid("index has no metadata: call init first"))?
             .dim;
         check_dims(docs, dim)?;
         let (d, c) = (self.table("docs"), self.table("chunks"));
@@ -176,7 +176,7 @@ impl Store for PostgresStore {
                 "COPY {c} (doc_id, seq, text, start_byte, end_byte, embedding) FROM STDIN"
             ))?;
             w.write_all(rows.as_bytes())
-                .map_err(|e| Error::Invalid(format!("postgres COPY: {e}")))?;
+                .map_err(|e| Error::invalid(format!("postgres COPY: {e}")))?;
             w.finish()?;
         }
         tx.commit()?;
@@ -199,7 +199,7 @@ impl Store for PostgresStore {
             return Ok(vec![]);
         };
         if query.len() != meta.dim {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "query vector of length {} in an index of dimension {}",
                 query.len(),
                 meta.dim

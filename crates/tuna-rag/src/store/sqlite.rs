@@ -92,7 +92,7 @@ impl SqliteStore {
 }
 
 fn parse_meta(json: &str) -> Result<IndexMeta> {
-    serde_json::from_str(json).map_err(|e| Error::Invalid(format!("index metadata: {e}")))
+    serde_json::from_str(json).map_err(|e| Error::invalid(format!("index metadata: {e}")))
 }
 
 fn count(conn: &Connection, sql: &str) -> Result<usize> {
@@ -138,7 +138,7 @@ impl Store for SqliteStore {
     fn put(&mut self, docs: &[DocEntry]) -> Result<()> {
         let dim = self
             .dim()?
-            .ok_or_else(|| Error::Invalid("index has no metadata: call init first".into()))?;
+            .ok_or_else(|| Error::invalid("index has no metadata: call init first"))?;
         check_dims(docs, dim)?;
         let tx = self.conn.transaction()?;
         {
@@ -213,7 +213,7 @@ impl Store for SqliteStore {
             return Ok(vec![]);
         };
         if query.len() != dim {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "query vector of length {} in an index of dimension {dim}",
                 query.len()
             )));

@@ -50,3 +50,15 @@ pub fn shared_data(rel: &str) -> std::path::PathBuf {
     );
     p
 }
+
+/// The `--json` result of a run that must succeed (its output in the panic message otherwise).
+#[allow(dead_code)]
+pub fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_json(out)
+}
