@@ -172,3 +172,60 @@ fn icl_and_prompt_search() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("{text}` and then `{label}"));
 }
+
+#[test]
+fn compare_runs_icl_beside_the_training_methods() {
+    let tmp = setup();
+    let d = tmp.path();
+    let args = [
+        "--json",
+        "compare",
+        "--methods",
+        "icl",
+        "--model",
+        "lm",
+        "--icl-model",
+        "lm",
+        "--icl-template",
+        "Review: {text}\\nSentiment: {label}",
+        "--data",
+        "data.tsv",
+        "--split",
+        "50/25/25",
+        "--method-args",
+        "icl=--shots 2 --select balanced",
+        "--out",
+        "cmp",
+    ];
+    let c = common::ok(&tuna(d, &args));
+    let rows = c["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{c}");
+    assert_eq!(rows[0]["method"], "icl");
+    assert_eq!(rows[0]["trainable_parameters"], 0);
+    let acc = rows[0]["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{c}");
+    let report = std::fs::read_to_string(d.join("cmp/report.md")).unwrap();
+    assert!(report.contains("| icl |"), "{report}");
+    let stored = std::fs::read_to_string(d.join("cmp/runs/icl/metrics.json")).unwrap();
+    assert!(stored.contains("\"shots\": 2"), "{stored}");
+
+    // A second compare reuses the finished run; without --icl-model icl cannot run.
+    let again = common::ok(&tuna(d, &args));
+    assert_eq!(again["rows"][0]["test_accuracy"].as_f64(), Some(acc));
+    let out = tuna(
+        d,
+        &[
+            "compare",
+            "--methods",
+            "icl",
+            "--model",
+            "lm",
+            "--data",
+            "data.tsv",
+            "--out",
+            "c2",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--icl-model"));
+}

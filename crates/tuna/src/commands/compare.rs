@@ -16,7 +16,9 @@ pub struct CompareCmd {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Methods to run: features, head, last-N, full, lora, adapter, prefix, prompt.
+    /// Methods to run: features, head, last-N, full, lora, adapter, prefix, prompt, and icl
+    /// (in-context learning with --icl-model; shots and demonstrations by
+    /// `--method-args "icl=--shots 4 --select nearest --encoder ENCODER"`).
     #[arg(
         long,
         value_delimiter = ',',
@@ -32,6 +34,15 @@ pub struct CompareCmd {
     /// Longest input in tokens.
     #[arg(long, default_value_t = 128)]
     max_len: usize,
+    /// The causal LM of the `icl` method (a .gguf file or a Hugging Face directory).
+    #[arg(long)]
+    icl_model: Option<String>,
+    /// The `icl` method's prompt template, with `{text}` and `{label}`.
+    #[arg(long, conflicts_with = "icl_prompt_file")]
+    icl_template: Option<String>,
+    /// The `icl` method's prompt file (as saved by `tuna prompt-search`).
+    #[arg(long)]
+    icl_prompt_file: Option<PathBuf>,
     /// Results of the PyTorch reference run (bench/reference/train_reference.py --out FILE), shown beside.
     #[arg(long)]
     reference: Option<PathBuf>,
@@ -150,16 +161,12 @@ impl CompareCmd {
         }
     }
 
-    /// Runs one method in a child `tuna train` and returns its JSON result.
+    /// Runs one method in a child `tuna train` (or `tuna icl`) and returns its JSON result.
     fn train(&self, method: &str, run_dir: &Path) -> Result<Value> {
-        // If the binary was replaced while comparing, Linux reports the old file as "(deleted)":
-        // run the new one at the same path.
-        let exe = std::env::current_exe()?;
-        let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
-            Some(p) => PathBuf::from(p),
-            None => exe,
-        };
-        let mut cmd = Command::new(exe);
+        if method == "icl" {
+            return self.icl(run_dir);
+        }
+        let mut cmd = Command::new(current_exe()?);
         cmd.arg("--json").arg("--quiet").arg("train");
         match method {
             "features" => {
@@ -173,18 +180,9 @@ impl CompareCmd {
             "head" | "full" | "lora" | "adapter" | "prefix" | "prompt" => {
                 cmd.args(["--method", method]);
             }
-            other => bail!("unknown method `{other}` (features, head, last-N, full, lora, adapter, prefix, prompt)"),
+            other => bail!("unknown method `{other}` (features, head, last-N, full, lora, adapter, prefix, prompt, icl)"),
         }
-        let mut own: Vec<String> = vec![];
-        for spec in &self.method_args {
-            match spec.split_once('=') {
-                Some((name, args)) if name == method => {
-                    own.extend(args.split_whitespace().map(String::from));
-                }
-                Some(_) => {}
-                None => bail!("--method-args wants METHOD=ARGS, got `{spec}`"),
-            }
-        }
+        let own = self.own_args(method)?;
         if method != "features" {
             if !own.iter().any(|a| a == "--epochs") {
                 cmd.args(["--epochs", &self.epochs.to_string()]);
@@ -201,6 +199,55 @@ impl CompareCmd {
             &self.model.model,
         ]);
         cmd.args(["--device", &self.model.device_name()]);
+        self.data_args(&mut cmd);
+        cmd.args(&self.extra);
+        cmd.args(&own);
+        cmd.arg("--out").arg(run_dir).arg("--overwrite");
+        run_child(cmd, method)
+    }
+
+    /// The arguments and method-specific flags of one method from `--method-args`.
+    fn own_args(&self, method: &str) -> Result<Vec<String>> {
+        let mut own: Vec<String> = vec![];
+        for spec in &self.method_args {
+            match spec.split_once('=') {
+                Some((name, args)) if name == method => {
+                    own.extend(args.split_whitespace().map(String::from));
+                }
+                Some(_) => {}
+                None => bail!("--method-args wants METHOD=ARGS, got `{spec}`"),
+            }
+        }
+        Ok(own)
+    }
+
+    /// In-context learning with the --icl-model, on the same data, split and seed; its result
+    /// is kept in the run folder's metrics.json like a training run's.
+    fn icl(&self, run_dir: &Path) -> Result<Value> {
+        let Some(lm) = &self.icl_model else {
+            bail!("the icl method needs --icl-model (a causal LM)");
+        };
+        let mut cmd = Command::new(current_exe()?);
+        cmd.args(["--json", "--quiet", "icl", "--model", lm]);
+        cmd.args(["--device", &self.model.device_name()]);
+        match (&self.icl_template, &self.icl_prompt_file) {
+            (Some(t), _) => cmd.args(["--template", t]),
+            (None, Some(p)) => cmd.arg("--prompt-file").arg(p),
+            (None, None) => bail!("the icl method needs --icl-template or --icl-prompt-file"),
+        };
+        self.data_args(&mut cmd);
+        cmd.args(self.own_args("icl")?);
+        let v = run_child(cmd, "icl")?;
+        std::fs::create_dir_all(run_dir)?;
+        tuna_core::fsutil::atomic_write(
+            &run_dir.join("metrics.json"),
+            serde_json::to_string_pretty(&v)?.as_bytes(),
+        )?;
+        Ok(v)
+    }
+
+    /// The data, split and seed flags shared by every child.
+    fn data_args(&self, cmd: &mut Command) {
         let d = &self.data;
         for (flag, p) in [
             ("--data", &d.data),
@@ -222,29 +269,44 @@ impl CompareCmd {
             cmd.arg("--balance");
         }
         cmd.args(d.read.to_args());
-        cmd.args(&self.extra);
-        cmd.args(&own);
-        cmd.arg("--out").arg(run_dir).arg("--overwrite");
-        let output = cmd.output().context("running tuna train")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let last = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or("{}");
-        let v: Value = serde_json::from_str(last).unwrap_or(Value::Null);
-        if !output.status.success() || v["ok"] != Value::Bool(true) {
-            bail!(
-                "{method} failed: {}{}",
-                v["error"].as_str().unwrap_or(""),
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-        }
-        Ok(v)
     }
+}
+
+/// The running binary's path. If it was replaced while comparing, Linux reports the old file as
+/// "(deleted)": run the new one at the same path.
+fn current_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(
+        match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+            Some(p) => PathBuf::from(p),
+            None => exe,
+        },
+    )
+}
+
+/// Runs a child tuna command and returns its JSON result, or its error.
+fn run_child(mut cmd: Command, method: &str) -> Result<Value> {
+    let output = cmd
+        .output()
+        .with_context(|| format!("running tuna for {method}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("{}");
+    let v: Value = serde_json::from_str(last).unwrap_or(Value::Null);
+    if !output.status.success() || v["ok"] != Value::Bool(true) {
+        bail!(
+            "{method} failed: {}{}",
+            v["error"].as_str().unwrap_or(""),
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    Ok(v)
 }
 
 /// The result of a finished run, from its `metrics.json`.

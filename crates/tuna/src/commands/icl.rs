@@ -231,6 +231,7 @@ pub struct IclCmd {
 
 impl IclCmd {
     pub fn run(self, out: &Output) -> Result<()> {
+        let started = Instant::now();
         let task = load_task_data(&self.data.spec()?)?;
         let labels = task.labels.labels().to_vec();
         let template = match (&self.template, &self.prompt_file) {
@@ -274,11 +275,16 @@ impl IclCmd {
             100.0 * majority,
         ));
         out.line(metrics.confusion_markdown());
-        out.result(json!({
+        let mut result = json!({
             "ok": true, "command": "icl", "part": part_name, "shots": self.icl.shots,
             "select": select_name(&self.icl), "calibrate": self.icl.calibrate,
             "template": template, "metrics": metrics, "majority_accuracy": majority, "seconds": secs,
-        }));
+            // As a training run reports them, for `tuna compare`.
+            "trainable_parameters": 0, "total_seconds": started.elapsed().as_secs_f64(),
+            "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
+        });
+        result[part_name] = json!(metrics);
+        out.result(result);
         Ok(())
     }
 }
