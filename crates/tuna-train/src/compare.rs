@@ -38,10 +38,10 @@ pub fn markdown(title: &str, setup: &str, rows: &[CompareRow]) -> String {
     for r in rows {
         let _ = write!(
             s,
-            "| {} | {:.2}% | {:.2}% | {} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} |",
             r.method,
-            r.test_accuracy * 100.0,
-            r.val_accuracy * 100.0,
+            percent(r.test_accuracy),
+            percent(r.val_accuracy),
             group(r.trainable_parameters),
             r.seconds,
             r.peak_rss_bytes as f64 / (1u64 << 20) as f64
@@ -69,6 +69,15 @@ pub fn accuracy_chart(title: &str, rows: &[CompareRow]) -> String {
         .map(|r| (r.method.clone(), r.test_accuracy * 100.0))
         .collect();
     bar_chart(title, "test accuracy (%)", &bars)
+}
+
+/// A share in 0..1 as a percentage, or – when it was not measured (NaN).
+fn percent(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.2}%", x * 100.0)
+    } else {
+        "–".to_string()
+    }
 }
 
 /// `22566146` -> `22,566,146`.
@@ -111,5 +120,9 @@ mod tests {
         );
         assert!(md.contains("| features | 80.00% |") && md.contains("– | – |"));
         assert_eq!(group(999), "999");
+        let mut icl = row("icl", 0.8, None);
+        icl.val_accuracy = f64::NAN;
+        let md = markdown("t", "s", &[icl]);
+        assert!(md.contains("| icl | 80.00% | – |"), "{md}");
     }
 }
