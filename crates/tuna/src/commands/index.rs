@@ -254,6 +254,9 @@ impl EvalCmd {
         if let Some(n) = self.limit {
             questions.truncate(n);
         }
+        if questions.is_empty() {
+            bail!("no questions to evaluate (--limit 0)");
+        }
         let (mut store, meta) = self.index.open_built()?;
         let encoder = self.index.encoder(&meta)?;
         let t0 = Instant::now();
