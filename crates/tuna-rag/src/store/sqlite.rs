@@ -143,11 +143,6 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         {
             let mut find = tx.prepare_cached("SELECT id FROM docs WHERE source = ?1")?;
-            let mut del_vec = tx.prepare_cached(
-                "DELETE FROM vectors WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?1)",
-            )?;
-            let mut del_chunks = tx.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1")?;
-            let mut del_doc = tx.prepare_cached("DELETE FROM docs WHERE id = ?1")?;
             let mut ins_doc = tx.prepare_cached(
                 "INSERT INTO docs (source, title, hash, n_chunks) VALUES (?1, ?2, ?3, ?4)",
             )?;
@@ -160,9 +155,7 @@ impl Store for SqliteStore {
             for d in docs {
                 let old: Option<i64> = find.query_row([&d.source], |r| r.get(0)).optional()?;
                 if let Some(id) = old {
-                    del_vec.execute([id])?;
-                    del_chunks.execute([id])?;
-                    del_doc.execute([id])?;
+                    remove_doc(&tx, id)?;
                 }
                 ins_doc.execute(params![d.source, d.title, d.hash, d.chunks.len() as i64])?;
                 let doc_id = tx.last_insert_rowid();
@@ -191,15 +184,7 @@ impl Store for SqliteStore {
             for s in sources {
                 let id: Option<i64> = find.query_row([s], |r| r.get(0)).optional()?;
                 if let Some(id) = id {
-                    if has_vectors(&tx)? {
-                        tx.execute(
-                            "DELETE FROM vectors WHERE rowid IN \
-                             (SELECT id FROM chunks WHERE doc_id = ?1)",
-                            [id],
-                        )?;
-                    }
-                    tx.execute("DELETE FROM chunks WHERE doc_id = ?1", [id])?;
-                    tx.execute("DELETE FROM docs WHERE id = ?1", [id])?;
+                    remove_doc(&tx, id)?;
                     n += 1;
                 }
             }
@@ -267,6 +252,21 @@ impl Store for SqliteStore {
             bytes: Some(bytes),
         })
     }
+}
+
+/// Deletes a document with its chunks and their vectors (inside the caller's transaction).
+fn remove_doc(conn: &Connection, id: i64) -> Result<()> {
+    if has_vectors(conn)? {
+        conn.prepare_cached(
+            "DELETE FROM vectors WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?1)",
+        )?
+        .execute([id])?;
+    }
+    conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM docs WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
 }
 
 /// Whether the vector table exists yet (it is made by `init`).
