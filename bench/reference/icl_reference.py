@@ -55,11 +55,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-length-norm", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="re-score only the first N queries")
+    ap.add_argument("--skip", type=int, default=0, help="start after the first N queries")
     ap.add_argument("--out", default=None, help="write the summary (and disagreements) here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tok, model = load(args.models, args.gguf)
-    rows = [json.loads(l) for l in open(args.dump, encoding="utf-8") if l.strip()][:args.limit]
+    rows = [json.loads(l) for l in open(args.dump, encoding="utf-8") if l.strip()]
+    rows = rows[args.skip:][:args.limit]
     agree, ref_correct, tuna_correct, worst, disagreements = 0, 0, 0, 0.0, []
     t0 = time.perf_counter()
     for i, r in enumerate(rows):
