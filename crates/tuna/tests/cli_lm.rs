@@ -4,7 +4,7 @@
 use tuna_models::testing::write_tiny_llama;
 
 mod common;
-use common::{last_json, tuna};
+use common::{ok, tuna};
 
 fn setup() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -26,7 +26,7 @@ fn setup() -> tempfile::TempDir {
 fn generate_single_and_batched() {
     let tmp = setup();
     let d = tmp.path();
-    let out = tuna(
+    let j = ok(&tuna(
         d,
         &[
             "generate",
@@ -38,15 +38,9 @@ fn generate_single_and_batched() {
             "--json",
             "the film",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = last_json(&out);
+    ));
     assert_eq!(j["generation"]["tokens"].as_array().unwrap().len(), 5);
-    let out = tuna(
+    let j = ok(&tuna(
         d,
         &[
             "generate",
@@ -63,13 +57,8 @@ fn generate_single_and_batched() {
             "a",
             "the movie was",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(last_json(&out)["generations"].as_array().unwrap().len(), 2);
+    ));
+    assert_eq!(j["generations"].as_array().unwrap().len(), 2);
     let out = tuna(d, &["generate", "-m", "lm", "--top-p", "1.5", "x"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("top-p"));
@@ -79,7 +68,7 @@ fn generate_single_and_batched() {
 fn icl_and_prompt_search() {
     let tmp = setup();
     let d = tmp.path();
-    let out = tuna(
+    let j = ok(&tuna(
         d,
         &[
             "icl",
@@ -100,20 +89,14 @@ fn icl_and_prompt_search() {
             "dump.jsonl",
             "--json",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = last_json(&out);
+    ));
     let n = j["metrics"]["n"].as_u64().unwrap() as usize;
     assert!(n > 0);
     let dump = std::fs::read_to_string(d.join("dump.jsonl")).unwrap();
     assert_eq!(dump.lines().count(), n);
     assert!(dump.contains("content_free_prompt"));
 
-    let out = tuna(
+    let j = ok(&tuna(
         d,
         &[
             "prompt-search",
@@ -127,16 +110,10 @@ fn icl_and_prompt_search() {
             "best.json",
             "--json",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j = last_json(&out);
+    ));
     assert_eq!(j["ranking"].as_array().unwrap().len(), 6);
     assert!(j["test"]["accuracy"].is_number());
-    let out = tuna(
+    ok(&tuna(
         d,
         &[
             "icl",
@@ -150,12 +127,7 @@ fn icl_and_prompt_search() {
             "best.json",
             "--json",
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
 
     let out = tuna(
         d,
@@ -197,7 +169,7 @@ fn compare_runs_icl_beside_the_training_methods() {
         "--out",
         "cmp",
     ];
-    let c = common::ok(&tuna(d, &args));
+    let c = ok(&tuna(d, &args));
     let rows = c["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{c}");
     assert_eq!(rows[0]["method"], "icl");
@@ -210,7 +182,7 @@ fn compare_runs_icl_beside_the_training_methods() {
     assert!(stored.contains("\"shots\": 2"), "{stored}");
 
     // A second compare reuses the finished run; without --icl-model icl cannot run.
-    let again = common::ok(&tuna(d, &args));
+    let again = ok(&tuna(d, &args));
     assert_eq!(again["rows"][0]["test_accuracy"].as_f64(), Some(acc));
     let out = tuna(
         d,
