@@ -159,7 +159,7 @@ fn read_squad(path: &Path, source: &str, text: &str) -> Result<Vec<Document>> {
             docs.push(Document {
                 source: squad_source(source, &a.title, i),
                 title: Some(a.title.replace('_', " ")),
-                text: p.clone(),
+                text: p.context.clone(),
             });
         }
     }
@@ -177,11 +177,16 @@ pub fn file_name(source: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// One SQuAD article: its title and paragraph texts.
+/// One SQuAD article: its title and paragraphs.
 pub(crate) struct SquadArticle {
     pub title: String,
-    pub paragraphs: Vec<String>,
-    pub value: Value,
+    pub paragraphs: Vec<SquadParagraph>,
+}
+
+/// One SQuAD paragraph: its text and its question/answer records.
+pub(crate) struct SquadParagraph {
+    pub context: String,
+    pub qas: Vec<Value>,
 }
 
 /// The articles of a SQuAD-format JSON text (`{"data": [{"title", "paragraphs": [...]}]}`).
@@ -208,22 +213,20 @@ pub(crate) fn squad_articles(path: &Path, text: &str) -> Result<Vec<SquadArticle
                 .ok_or_else(|| Error::bad_file(path, format!("article {title}: no paragraphs")))?
                 .iter()
                 .map(|p| {
-                    p.get("context")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| {
-                            Error::bad_file(
-                                path,
-                                format!("article {title}: paragraph without context"),
-                            )
-                        })
+                    let context = p.get("context").and_then(Value::as_str).ok_or_else(|| {
+                        Error::bad_file(path, format!("article {title}: paragraph without context"))
+                    })?;
+                    Ok(SquadParagraph {
+                        context: context.to_string(),
+                        qas: p
+                            .get("qas")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(SquadArticle {
-                title,
-                paragraphs,
-                value: a.clone(),
-            })
+            Ok(SquadArticle { title, paragraphs })
         })
         .collect()
 }

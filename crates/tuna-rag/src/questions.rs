@@ -41,12 +41,8 @@ fn squad_questions(path: &Path, text: &str) -> Result<Vec<Question>> {
     let source = file_name(&name);
     let mut out = Vec::new();
     for a in squad_articles(path, text)? {
-        let paragraphs = a.value["paragraphs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for (i, p) in paragraphs.iter().enumerate() {
-            for qa in p.get("qas").and_then(Value::as_array).into_iter().flatten() {
+        for (i, p) in a.paragraphs.iter().enumerate() {
+            for qa in &p.qas {
                 let question = qa.get("question").and_then(Value::as_str).ok_or_else(|| {
                     Error::bad_file(path, format!("article {}: question without text", a.title))
                 })?;
