@@ -159,7 +159,8 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
     let weights = safetensors_files(path)?;
     // SAFETY: the files are memory-mapped read-only; tuna never writes to model files.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, device)? };
-    let tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
+    let mut tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
+    tokenizer.apply_config(&path.join("tokenizer_config.json"))?;
     let (network, info) = match model_type {
         "bert" | "distilbert" => {
             let cfg: BertConfig = if model_type == "bert" {

@@ -68,6 +68,50 @@ impl TextTokenizer {
         Ok(t)
     }
 
+    /// Reads the special-token facts of `tokenizer_config.json` (Hugging Face's layout):
+    /// `bos_token`, `eos_token` (strings or `{"content": ...}`), `add_bos_token` and
+    /// `chat_template`. A missing file changes nothing.
+    pub fn apply_config(&mut self, path: &Path) -> Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let raw: serde_json::Value = tuna_core::fsutil::read_json(path)?;
+        let token = |key: &str| {
+            let v = raw.get(key)?;
+            let text = v.as_str().or_else(|| v.get("content")?.as_str())?;
+            self.inner.token_to_id(text)
+        };
+        if let Some(id) = token("bos_token") {
+            self.bos_id = Some(id);
+        }
+        if let Some(id) = token("eos_token") {
+            self.eos_id = Some(id);
+        }
+        if let Some(id) = token("pad_token") {
+            self.pad_id = id;
+        }
+        if let Some(b) = raw.get("add_bos_token").and_then(|v| v.as_bool()) {
+            // A tokenizer.json post-processor may add it already; add it here only if not.
+            self.add_bos = b && !self.encodes_bos()?;
+        }
+        if let Some(t) = raw.get("chat_template").and_then(|v| v.as_str()) {
+            self.chat_template = Some(t.to_string());
+        }
+        Ok(())
+    }
+
+    /// Whether the tokenizer itself puts the BOS token first.
+    fn encodes_bos(&self) -> Result<bool> {
+        let Some(bos) = self.bos_id else {
+            return Ok(false);
+        };
+        let enc = self
+            .inner
+            .encode("a", true)
+            .map_err(|e| Error::Invalid(format!("cannot encode text: {e}")))?;
+        Ok(enc.get_ids().first() == Some(&bos))
+    }
+
     /// The wrapped tokenizer.
     pub fn inner(&self) -> &Tokenizer {
         &self.inner

@@ -51,6 +51,14 @@ enum Command {
     Icl(Box<commands::icl::IclCmd>),
     /// Rank prompt templates on the validation part and keep the best (hard prompt tuning).
     PromptSearch(Box<commands::prompt_search::PromptSearchCmd>),
+    /// Supervised finetuning of a causal LM on instruction data (full or LoRA).
+    Sft(Box<commands::sft::SftCmd>),
+    /// Train a reward model on preference pairs, or score responses with one.
+    Reward(commands::reward::RewardCmd),
+    /// Direct preference optimisation of a causal LM on preference pairs.
+    Dpo(Box<commands::dpo::DpoCmd>),
+    /// PPO of a LoRA policy against a reward model, with a KL penalty to the starting model.
+    Ppo(Box<commands::ppo::PpoCmd>),
     /// Build and maintain a vector index of documents (add, rm, stats, eval).
     Index(commands::index::IndexCmd),
     /// The chunks of an index closest to a query.
@@ -95,6 +103,10 @@ fn main() {
         Command::Chat(c) => c.run(&out),
         Command::Icl(c) => c.run(&out),
         Command::PromptSearch(c) => c.run(&out),
+        Command::Sft(c) => c.run(&out),
+        Command::Ppo(c) => c.run(&out),
+        Command::Dpo(c) => c.run(&out),
+        Command::Reward(c) => c.run(&out),
     };
     if let Err(e) = result {
         out.error(&e);

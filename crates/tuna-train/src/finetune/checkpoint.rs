@@ -7,6 +7,7 @@ use super::history::HistoryRow;
 use super::params::Params;
 use crate::Result;
 use candle_core::{Device, Tensor};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,9 @@ fn err(path: &Path, e: impl std::fmt::Display) -> crate::Error {
 }
 
 /// Writes a checkpoint into `dir` (replacing the previous one atomically).
-pub fn save(
+pub fn save<S: Serialize>(
     dir: &Path,
-    state: &LoopState,
+    state: &S,
     params: &Params,
     opt: &AdamW,
     best: Option<&[Tensor]>,
@@ -84,13 +85,13 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Restores `params`, `opt` and the best values from a checkpoint; returns the loop state.
-pub fn load(
+pub fn load<S: DeserializeOwned>(
     dir: &Path,
     params: &Params,
     opt: &mut AdamW,
     device: &Device,
-) -> Result<(LoopState, Option<Vec<Tensor>>)> {
-    let (state, t): (LoopState, usize) = fsutil::read_json(&dir.join("state.json"))?;
+) -> Result<(S, Option<Vec<Tensor>>)> {
+    let (state, t): (S, usize) = fsutil::read_json(&dir.join("state.json"))?;
     let st = dir.join("state.safetensors");
     let tensors = candle_core::safetensors::load(&st, device).map_err(|e| err(&st, e))?;
     let get = |k: String| -> Result<Tensor> {

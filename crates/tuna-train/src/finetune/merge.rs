@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 use tuna_data::LabelMap;
-use tuna_models::{load_model, Network};
+use tuna_models::{load_model, Model, Network};
 
 /// Largest difference between the merged checkpoint's hidden states and the run's, on a probe.
 pub struct MergeReport {
@@ -33,15 +33,34 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
     let batch = tuna_models::tokenizer::pad_batch(&[probe], tm.model.tokenizer.pad_id, device)?;
     let before = tm.model.hidden_states(&batch)?;
     tm.model.network.merge_lora()?;
+    let n = write_checkpoint(&mut tm.model, out)?;
+    for f in [HEAD_FILE, "labels.json"] {
+        std::fs::copy(run.join(f), out.join(f))
+            .map_err(|e| tuna_core::Error::io(out.join(f), e))?;
+    }
+    let merged = load_model(out, device)?;
+    let after = merged.hidden_states(&batch)?;
+    let max_difference = (before - after)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    Ok(MergeReport {
+        max_difference,
+        tensors: n,
+    })
+}
+
+/// Writes `model` as a plain Hugging Face checkpoint in `out`: every tensor (LoRA must be
+/// merged first) in `model.safetensors`, and the source's `config.json` and tokenizer files, or
+/// for a GGUF source a synthesised `config.json`, `tokenizer.json` and `tokenizer_config.json`
+/// (special tokens and chat template). Returns the number of tensors.
+pub fn write_checkpoint(model: &mut Model, out: &Path) -> Result<usize> {
     std::fs::create_dir_all(out).map_err(|e| tuna_core::Error::io(out, e))?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    tm.model.network.visit(&mut |name, t| {
+    model.network.visit(&mut |name, t| {
         tensors.insert(name.to_string(), t.detach());
         Ok(())
     })?;
     let n = tensors.len();
     peft::save_tensors(&tensors, &out.join("model.safetensors"))?;
-    let src = &cfg.model;
+    let src = &model.info.source;
     if src.is_dir() {
         for f in [
             "config.json",
@@ -55,29 +74,36 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
                     .map_err(|e| tuna_core::Error::io(out.join(f), e))?;
             }
         }
-    } else if let Network::Llama(l) = &tm.model.network {
+    } else if let Network::Llama(l) = &model.network {
         let mut c = serde_json::to_value(l.config()).map_err(|e| Error::Invalid(e.to_string()))?;
         c["model_type"] = "llama".into();
         c["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
         c["tie_word_embeddings"] = l.tied().into();
         c["torch_dtype"] = "float32".into();
         tuna_core::fsutil::write_json(&out.join("config.json"), &c)?;
-        let tok = out.join("tokenizer.json");
-        tm.model
-            .tokenizer
-            .inner()
-            .save(&tok, false)
-            .map_err(|e| tuna_core::Error::bad_file(&tok, e.to_string()))?;
+        let tok = &model.tokenizer;
+        let path = out.join("tokenizer.json");
+        tok.inner()
+            .save(&path, false)
+            .map_err(|e| tuna_core::Error::bad_file(&path, e.to_string()))?;
+        let name = |id: Option<u32>| id.and_then(|i| tok.decode(&[i], false).ok());
+        let mut tc = serde_json::json!({
+            "add_bos_token": tok.add_bos,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        });
+        if let Some(b) = name(tok.bos_id) {
+            tc["bos_token"] = b.into();
+        }
+        if let Some(e) = name(tok.eos_id) {
+            tc["eos_token"] = e.into();
+        }
+        if let Some(p) = name(Some(tok.pad_id)) {
+            tc["pad_token"] = p.into();
+        }
+        if let Some(t) = &tok.chat_template {
+            tc["chat_template"] = t.clone().into();
+        }
+        tuna_core::fsutil::write_json(&out.join("tokenizer_config.json"), &tc)?;
     }
-    for f in [HEAD_FILE, "labels.json"] {
-        std::fs::copy(run.join(f), out.join(f))
-            .map_err(|e| tuna_core::Error::io(out.join(f), e))?;
-    }
-    let merged = load_model(out, device)?;
-    let after = merged.hidden_states(&batch)?;
-    let max_difference = (before - after)?.abs()?.max_all()?.to_scalar::<f32>()?;
-    Ok(MergeReport {
-        max_difference,
-        tensors: n,
-    })
+    Ok(n)
 }

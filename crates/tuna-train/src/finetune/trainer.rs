@@ -132,7 +132,8 @@ impl Trainer<'_> {
                     "--resume: no checkpoint to resume from".into(),
                 ));
             };
-            let (s, b) = checkpoint::load(&dir, &self.params, &mut opt, &self.tm.model.device)?;
+            let (s, b): (LoopState, _) =
+                checkpoint::load(&dir, &self.params, &mut opt, &self.tm.model.device)?;
             if s.settings != self.settings {
                 return Err(Error::Invalid(format!(
                     "--resume: the checkpoint in {} was made with other settings; rerun with the same command line",

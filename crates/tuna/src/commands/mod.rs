@@ -2,6 +2,7 @@
 
 pub mod ask;
 pub mod compare;
+pub mod dpo;
 pub mod embed;
 pub mod finetune;
 pub mod generate;
@@ -9,7 +10,11 @@ pub mod icl;
 pub mod index;
 pub mod info;
 pub mod merge;
+pub mod ppo;
 pub mod predict;
 pub mod prompt_search;
+pub mod reward;
+pub mod rlhf;
 pub mod search;
+pub mod sft;
 pub mod train;

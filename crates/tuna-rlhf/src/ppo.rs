@@ -1,0 +1,505 @@
+//! PPO against a reward model (InstructGPT's recipe, as TRL's PPO trainer runs it): the policy
+//! is LoRA on the starting (SFT) model with a value head on its hidden states; the reference is
+//! the same base with LoRA switched off, so the frozen weights are held once. Each iteration
+//! samples responses, scores them, adds a per-token KL penalty to the reference, estimates
+//! advantages with GAE, and takes clipped policy and value steps for a few epochs.
+
+use crate::format::{FormatKind, Formatter, Seq};
+use crate::log::{self, LogRow};
+use crate::logprobs::response_logprobs;
+use crate::optim::{checkpoint_dir, mix, trainable, LoopState, Optimizer};
+use crate::records::{split_indices, Prompt};
+use crate::reward::RewardModel;
+use crate::sft::save_language_model;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+use tuna_core::Rng;
+use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling, StopReason};
+use tuna_models::Model;
+use tuna_train::finetune::{peft, MethodConfig, MethodKind, TaskModel, TrainConfig, HEAD_FILE};
+use tuna_train::{Error, Progress, Result};
+
+/// Everything that defines a PPO run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoConfig {
+    pub method: MethodConfig,
+    /// Learning rate, schedule, clipping, seed, checkpoint interval (in iterations).
+    pub train: TrainConfig,
+    pub format: FormatKind,
+    /// Share of the prompts held out for evaluation.
+    pub held_out: f64,
+    /// Held-out prompts answered (greedily) at each evaluation.
+    pub eval_prompts: usize,
+    /// Evaluate every N iterations (and before and after).
+    pub eval_every: usize,
+    /// Rollout-and-update iterations.
+    pub iterations: usize,
+    /// Prompts sampled per iteration.
+    pub rollouts: usize,
+    /// Passes over each iteration's rollouts.
+    pub ppo_epochs: usize,
+    /// Rollouts per optimiser step.
+    pub minibatch: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub top_k: Option<usize>,
+    /// Per-token KL penalty coefficient.
+    pub kl_coef: f64,
+    pub gamma: f64,
+    pub lam: f64,
+    /// PPO's ratio clip range.
+    pub clip_range: f64,
+    /// Value clip range.
+    pub value_clip: f64,
+    /// Weight of the value loss.
+    pub vf_coef: f64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PpoReport {
+    pub trainable: usize,
+    pub train_prompts: usize,
+    pub eval_prompts: usize,
+    /// Mean reward of greedy responses to the held-out prompts, before (the starting model) and
+    /// after.
+    pub eval_reward_before: f64,
+    pub eval_reward_after: f64,
+    /// Mean summed KL (policy log-prob minus reference log-prob) of those responses.
+    pub eval_kl_after: f64,
+    pub iterations: usize,
+    pub seconds: f64,
+}
+
+/// One sampled response.
+struct Rollout {
+    seq: Seq,
+    text: String,
+    score: f32,
+}
+
+/// Response tokens and the text, with the end-of-turn tokens when generation stopped there.
+fn responses(
+    tm: &TaskModel,
+    fmt: &Formatter,
+    prompts: &[&Prompt],
+    cfg: &PpoConfig,
+    sampling: Sampling,
+    end: &[u32],
+) -> Result<Vec<(Seq, String)>> {
+    let gen = Generator::new(&tm.model)?;
+    let gcfg = GenerateConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        sampling,
+        stop_strings: vec![],
+        stop_tokens: stop_token_ids(&tm.model.tokenizer),
+    };
+    let ids = prompts
+        .iter()
+        .map(|p| fmt.prompt_seq(p, cfg.max_new_tokens + end.len()))
+        .collect::<tuna_core::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(prompts.len());
+    for chunk in ids.chunks(16) {
+        for (g, p) in gen.generate_batch(chunk, &gcfg)?.into_iter().zip(chunk) {
+            let mut seq = p.clone();
+            let prompt_len = seq.len();
+            seq.extend(&g.tokens);
+            if g.stop == StopReason::StopToken || g.tokens.is_empty() {
+                seq.extend(end);
+            }
+            out.push((
+                Seq {
+                    ids: seq,
+                    prompt_len,
+                },
+                g.text.trim().to_string(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Summed log-probs of the reference: the same network with every LoRA switched off.
+fn reference_logp(tm: &mut TaskModel, seqs: &[&Seq]) -> Result<Vec<f32>> {
+    let mut stash = vec![];
+    tm.model.network.linears(&mut |_, l| {
+        stash.push(l.lora.take());
+        Ok(())
+    })?;
+    let r = response_logprobs(tm, seqs, false).and_then(|s| s.logp.to_vec1::<f32>());
+    let mut it = stash.into_iter();
+    tm.model.network.linears(&mut |_, l| {
+        l.lora = it.next().flatten();
+        Ok(())
+    })?;
+    Ok(r?)
+}
+
+/// Mean reward and mean summed KL of greedy responses to `prompts`; the responses with their
+/// rewards.
+fn evaluate(
+    tm: &mut TaskModel,
+    fmt: &Formatter,
+    rm: &RewardModel,
+    prompts: &[&Prompt],
+    cfg: &PpoConfig,
+    end: &[u32],
+) -> Result<(f64, f64, Vec<(String, f32)>)> {
+    let mut scored = vec![];
+    let (mut kl_sum, mut n) = (0.0, 0usize);
+    for chunk in prompts.chunks(16) {
+        let outs = responses(tm, fmt, chunk, cfg, Sampling::default(), end)?;
+        let items: Vec<(&Prompt, &str)> = chunk
+            .iter()
+            .zip(&outs)
+            .map(|(p, (_, t))| (*p, t.as_str()))
+            .collect();
+        let scores = rm.score(&items)?;
+        let seqs: Vec<&Seq> = outs.iter().map(|(s, _)| s).collect();
+        let pol = response_logprobs(tm, &seqs, false)?.logp.to_vec1::<f32>()?;
+        let refp = reference_logp(tm, &seqs)?;
+        kl_sum += pol
+            .iter()
+            .zip(&refp)
+            .map(|(a, b)| (a - b) as f64)
+            .sum::<f64>();
+        n += outs.len();
+        scored.extend(outs.into_iter().map(|(_, t)| t).zip(scores));
+    }
+    let mean = scored.iter().map(|(_, s)| *s as f64).sum::<f64>() / n.max(1) as f64;
+    Ok((mean, kl_sum / n.max(1) as f64, scored))
+}
+
+fn write_eval(path: &Path, prompts: &[&Prompt], scored: &[(String, f32)]) -> Result<()> {
+    let mut s = String::new();
+    for (p, (text, r)) in prompts.iter().zip(scored) {
+        let prompt = match p {
+            Prompt::Task { instruction, input } => {
+                format!("{instruction}\n\n{input}").trim().to_string()
+            }
+            Prompt::Dialogue(t) => t.join("\n"),
+        };
+        s.push_str(
+            &serde_json::json!({"prompt": prompt, "response": text, "reward": r}).to_string(),
+        );
+        s.push('\n');
+    }
+    std::fs::write(path, s).map_err(|e| tuna_core::Error::io(path, e))?;
+    Ok(())
+}
+
+/// Per-token advantages and returns by GAE over one response's rewards and values.
+pub fn gae(rewards: &[f32], values: &[f32], gamma: f64, lam: f64) -> (Vec<f32>, Vec<f32>) {
+    let n = rewards.len();
+    let mut adv = vec![0f32; n];
+    let mut next_adv = 0f64;
+    for t in (0..n).rev() {
+        let next_v = if t + 1 < n { values[t + 1] as f64 } else { 0.0 };
+        let delta = rewards[t] as f64 + gamma * next_v - values[t] as f64;
+        next_adv = delta + gamma * lam * next_adv;
+        adv[t] = next_adv as f32;
+    }
+    let ret = adv.iter().zip(values).map(|(a, v)| a + v).collect();
+    (adv, ret)
+}
+
+fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Trains the policy on `prompts` against `rm` and writes it into `run`.
+#[allow(clippy::too_many_arguments)]
+pub fn ppo(
+    model: Model,
+    rm: &RewardModel,
+    prompts: &[Prompt],
+    cfg: &PpoConfig,
+    run: &Path,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<(TaskModel, PpoReport)> {
+    if cfg.method.kind != MethodKind::Lora {
+        return Err(Error::Invalid(
+            "PPO trains a LoRA policy (its reference is the same model with LoRA off): use --method lora".into(),
+        ));
+    }
+    if cfg.rollouts == 0 || cfg.minibatch == 0 || cfg.ppo_epochs == 0 || cfg.iterations == 0 {
+        return Err(Error::Invalid(
+            "--iterations, --rollouts, --minibatch and --ppo-epochs must be at least 1".into(),
+        ));
+    }
+    model.causal_lm()?;
+    let source = model.info.source.clone();
+    let mut tm = TaskModel::build(model, cfg.method.clone(), 1, cfg.train.seed)?;
+    let fmt = Formatter::new(cfg.format, &tm.model.tokenizer, cfg.train.max_len)?;
+    let any = prompts
+        .first()
+        .ok_or_else(|| Error::Invalid("no prompts".into()))?;
+    let end = tm
+        .model
+        .tokenizer
+        .encode_raw(&fmt.completion_text(any, "")?)?;
+    let (train_idx, held_idx) = split_indices(prompts.len(), cfg.held_out, cfg.train.seed);
+    let eval_set: Vec<&Prompt> = held_idx
+        .iter()
+        .take(cfg.eval_prompts)
+        .map(|&i| &prompts[i])
+        .collect();
+    let names = trainable(&mut tm, true)?;
+    let per_iter = cfg.ppo_epochs * cfg.rollouts.div_ceil(cfg.minibatch);
+    let mut opt = Optimizer::new(
+        &mut tm,
+        &names,
+        cfg.train.clone(),
+        cfg.iterations * per_iter,
+    )?;
+    let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
+    let ck = checkpoint_dir(run);
+    let mut st = if resume {
+        opt.resume(&ck, &settings)?
+    } else {
+        LoopState {
+            settings,
+            ..LoopState::default()
+        }
+    };
+    let mut before = None;
+    if st.log.is_empty() {
+        progress.start("evaluating the starting model", 0);
+        opt.install(&mut tm, false)?;
+        let (r, kl, scored) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+        write_eval(&run.join("eval_before.jsonl"), &eval_set, &scored)?;
+        let mut row = LogRow::new(0);
+        row.set("eval_reward", r).set("eval_kl", kl);
+        st.log.push(row);
+        before = Some(r);
+        progress.finish();
+    }
+    progress.start("PPO", cfg.iterations as u64);
+    progress.advance(st.step as u64);
+    let mut t0 = Instant::now();
+    while st.step < cfg.iterations {
+        let it = st.step;
+        // Prompts: a seeded pass over the training prompts, a new order each pass.
+        let per_pass = train_idx.len().max(1);
+        let mut batch = vec![];
+        for k in 0..cfg.rollouts {
+            let g = it * cfg.rollouts + k;
+            let mut order = train_idx.clone();
+            Rng::new(mix(cfg.train.seed, g / per_pass, 7)).shuffle(&mut order);
+            batch.push(&prompts[order[g % per_pass]]);
+        }
+        opt.install(&mut tm, false)?;
+        let sampling = Sampling {
+            temperature: cfg.temperature,
+            top_k: cfg.top_k,
+            top_p: None,
+            seed: mix(cfg.train.seed, it, 1),
+        };
+        let outs = responses(&tm, &fmt, &batch, cfg, sampling, &end)?;
+        let items: Vec<(&Prompt, &str)> = batch
+            .iter()
+            .zip(&outs)
+            .map(|(p, (_, t))| (*p, t.as_str()))
+            .collect();
+        let scores = rm.score(&items)?;
+        let rolls: Vec<Rollout> = outs
+            .into_iter()
+            .zip(&scores)
+            .map(|((seq, text), &score)| Rollout { seq, text, score })
+            .collect();
+        let seqs: Vec<&Seq> = rolls.iter().map(|r| &r.seq).collect();
+        // Old log-probs and values, the reference's log-probs: no graph.
+        let s = response_logprobs(&tm, &seqs, false)?;
+        let old_logp = s.logp.to_vec1::<f32>()?;
+        let old_v = tm.head.forward(&s.hidden)?.squeeze(1)?.to_vec1::<f32>()?;
+        let ref_logp = reference_logp(&mut tm, &seqs)?;
+        let counts = s.counts.clone();
+        let (mut adv, mut ret, mut kls) = (vec![], vec![], vec![]);
+        let mut at = 0;
+        for (r, &c) in rolls.iter().zip(&counts) {
+            let kl: Vec<f32> = (at..at + c).map(|j| old_logp[j] - ref_logp[j]).collect();
+            let mut rew: Vec<f32> = kl
+                .iter()
+                .map(|k| (-cfg.kl_coef * *k as f64) as f32)
+                .collect();
+            if let Some(last) = rew.last_mut() {
+                *last += r.score;
+            }
+            let (a, rt) = gae(&rew, &old_v[at..at + c], cfg.gamma, cfg.lam);
+            adv.extend(a);
+            ret.extend(rt);
+            kls.push(kl.iter().sum::<f32>());
+            at += c;
+        }
+        let (am, asd) = {
+            let m = mean(&adv);
+            let var =
+                adv.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / adv.len().max(1) as f64;
+            (m, var.sqrt())
+        };
+        let adv: Vec<f32> = adv
+            .iter()
+            .map(|&x| ((x as f64 - am) / (asd + 1e-8)) as f32)
+            .collect();
+        let starts: Vec<usize> = counts
+            .iter()
+            .scan(0, |a, &c| {
+                let s = *a;
+                *a += c;
+                Some(s)
+            })
+            .collect();
+        let (mut pg_l, mut vf_l, mut clipf, mut approx, mut ent, mut lr_now, mut steps) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+        for e in 0..cfg.ppo_epochs {
+            let mut order: Vec<usize> = (0..rolls.len()).collect();
+            Rng::new(mix(cfg.train.seed, it, 100 + e)).shuffle(&mut order);
+            for mb in order.chunks(cfg.minibatch) {
+                opt.install(&mut tm, true)?;
+                let mseqs: Vec<&Seq> = mb.iter().map(|&i| &rolls[i].seq).collect();
+                let pick = |v: &[f32]| -> Vec<f32> {
+                    mb.iter()
+                        .flat_map(|&i| v[starts[i]..starts[i] + counts[i]].to_vec())
+                        .collect()
+                };
+                let dev = tm.model.device.clone();
+                let t = |v: Vec<f32>| Tensor::new(v.as_slice(), &dev);
+                let (o_lp, o_v, a, r) = (
+                    t(pick(&old_logp))?,
+                    t(pick(&old_v))?,
+                    t(pick(&adv))?,
+                    t(pick(&ret))?,
+                );
+                let sc = response_logprobs(&tm, &mseqs, true)?;
+                let v = tm.head.forward(&sc.hidden)?.squeeze(1)?;
+                let ratio = (&sc.logp - &o_lp)?.exp()?;
+                let c = cfg.clip_range;
+                let pg1 = (a.neg()? * &ratio)?;
+                let pg2 = (a.neg()? * ratio.clamp(1.0 - c, 1.0 + c)?)?;
+                let pg = pg1.maximum(&pg2)?.mean_all()?;
+                let vc = (&o_v + (&v - &o_v)?.clamp(-cfg.value_clip, cfg.value_clip)?)?;
+                let vf1 = (&v - &r)?.sqr()?;
+                let vf2 = (vc - &r)?.sqr()?;
+                let vf = (vf1.maximum(&vf2)?.mean_all()? * 0.5)?;
+                let loss = (&pg + (&vf * cfg.vf_coef)?)?;
+                opt.backward(&loss, 1.0)?;
+                let (lr, _) = opt.step(st.step * per_iter + steps)?;
+                let rv = ratio.detach().to_vec1::<f32>()?;
+                clipf += rv.iter().filter(|&&x| (x as f64 - 1.0).abs() > c).count() as f64
+                    / rv.len() as f64;
+                approx += mean(&(&o_lp - sc.logp.detach())?.to_vec1::<f32>()?);
+                ent += sc
+                    .entropy
+                    .as_ref()
+                    .map(|e| e.mean_all().and_then(|m| m.to_scalar::<f32>()))
+                    .transpose()?
+                    .unwrap_or(0.0) as f64;
+                pg_l += pg.to_scalar::<f32>()? as f64;
+                vf_l += vf.to_scalar::<f32>()? as f64;
+                lr_now = lr;
+                steps += 1;
+            }
+        }
+        let k = steps.max(1) as f64;
+        st.step += 1;
+        let mut row = LogRow::new(st.step);
+        row.set("reward", mean(&scores))
+            .set("kl", mean(&kls))
+            .set("entropy", ent / k)
+            .set("clip_fraction", clipf / k)
+            .set("approx_kl", approx / k)
+            .set("policy_loss", pg_l / k)
+            .set("value_loss", vf_l / k)
+            .set(
+                "response_tokens",
+                counts.iter().sum::<usize>() as f64 / counts.len() as f64,
+            )
+            .set("lr", lr_now);
+        tracing::debug!(sample = %rolls[0].text, "rollout");
+        progress.message(&row.summary(&["reward", "kl", "clip_fraction"]));
+        progress.advance(1);
+        st.log.push(row);
+        let last = st.step == cfg.iterations;
+        if cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && !last {
+            opt.install(&mut tm, false)?;
+            let (r, kl, _) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+            let mut row = LogRow::new(st.step);
+            row.set("eval_reward", r).set("eval_kl", kl);
+            st.log.push(row);
+        }
+        st.seconds += t0.elapsed().as_secs_f64();
+        t0 = Instant::now();
+        if last || (cfg.train.checkpoint_every > 0 && st.step % cfg.train.checkpoint_every == 0) {
+            opt.save(&ck, &st)?;
+        }
+    }
+    progress.finish();
+    opt.install(&mut tm, false)?;
+    let (r_after, kl_after, scored) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+    write_eval(&run.join("eval_after.jsonl"), &eval_set, &scored)?;
+    let mut row = LogRow::new(st.step);
+    row.set("eval_reward", r_after).set("eval_kl", kl_after);
+    st.log.push(row);
+    let r_before = before
+        .or_else(|| {
+            st.log
+                .first()
+                .and_then(|r| r.values.get("eval_reward").copied())
+        })
+        .unwrap_or(f64::NAN);
+    log::write_csv(run, &st.log)?;
+    log::write_chart(
+        &run.join("ppo.svg"),
+        "PPO: reward and KL to the reference",
+        &st.log,
+        &["reward", "eval_reward"],
+        &["kl", "eval_kl"],
+    )?;
+    log::write_chart(
+        &run.join("ppo-stats.svg"),
+        "PPO: entropy and clip fraction",
+        &st.log,
+        &["entropy"],
+        &["clip_fraction", "approx_kl"],
+    )?;
+    let head: std::collections::HashMap<String, Tensor> = opt
+        .params
+        .named()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(&format!("{}.", tm.head.name)))
+        .collect();
+    peft::save_tensors(&head, &run.join(HEAD_FILE))?;
+    save_language_model(&mut tm, run, &source)?;
+    if ck.exists() {
+        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
+    }
+    let report = PpoReport {
+        trainable: opt.count(),
+        train_prompts: train_idx.len(),
+        eval_prompts: eval_set.len(),
+        eval_reward_before: r_before,
+        eval_reward_after: r_after,
+        eval_kl_after: kl_after,
+        iterations: st.step,
+        seconds: st.seconds,
+    };
+    Ok((tm, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gae;
+
+    #[test]
+    fn gae_matches_the_recursion() {
+        let (a, r) = gae(&[0.0, 0.0, 1.0], &[0.5, 0.5, 0.5], 1.0, 1.0);
+        // With gamma = lambda = 1 the advantage is the return minus the value.
+        assert_eq!(a, vec![0.5, 0.5, 0.5]);
+        assert_eq!(r, vec![1.0, 1.0, 1.0]);
+        let (a, _) = gae(&[1.0], &[0.25], 0.9, 0.95);
+        assert_eq!(a, vec![0.75]);
+    }
+}
