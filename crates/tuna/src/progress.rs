@@ -1,27 +1,73 @@
-//! indicatif progress bars behind the library's `Progress` trait.
+//! indicatif progress bars behind the library's `Progress` trait. When stderr is not a
+//! terminal (a log file, `nohup`), a plain line is written instead, at most every 30 seconds.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::cell::RefCell;
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 use tuna_train::Progress;
 
 /// A progress bar on stderr, one phase at a time.
 pub struct Bar {
     hidden: bool,
     bar: RefCell<Option<ProgressBar>>,
+    /// Plain lines for a stderr that is not a terminal.
+    log: Option<LineLog>,
+}
+
+/// Progress as occasional plain lines.
+struct LineLog {
+    phase: RefCell<String>,
+    msg: RefCell<String>,
+    pos: Cell<u64>,
+    total: Cell<u64>,
+    last: Cell<Instant>,
+}
+
+const LINE_EVERY: Duration = Duration::from_secs(30);
+
+impl LineLog {
+    fn print(&self) {
+        let total = match self.total.get() {
+            0 => String::new(),
+            t => format!("/{t}"),
+        };
+        eprintln!(
+            "{}: {}{total} {}",
+            self.phase.borrow(),
+            self.pos.get(),
+            self.msg.borrow()
+        );
+        self.last.set(Instant::now());
+    }
 }
 
 impl Bar {
     pub fn new(hidden: bool) -> Self {
+        let log = (!hidden && !std::io::stderr().is_terminal()).then(|| LineLog {
+            phase: RefCell::new(String::new()),
+            msg: RefCell::new(String::new()),
+            pos: Cell::new(0),
+            total: Cell::new(0),
+            last: Cell::new(Instant::now()),
+        });
         Self {
-            hidden,
+            hidden: hidden || log.is_some(),
             bar: RefCell::new(None),
+            log,
         }
     }
 }
 
 impl Progress for Bar {
     fn start(&self, phase: &str, total: u64) {
+        if let Some(l) = &self.log {
+            *l.phase.borrow_mut() = phase.to_string();
+            l.msg.borrow_mut().clear();
+            l.pos.set(0);
+            l.total.set(total);
+            l.last.set(Instant::now());
+        }
         if self.hidden {
             return;
         }
@@ -46,18 +92,32 @@ impl Progress for Bar {
     }
 
     fn advance(&self, n: u64) {
+        if let Some(l) = &self.log {
+            l.pos.set(l.pos.get() + n);
+            if l.last.get().elapsed() >= LINE_EVERY {
+                l.print();
+            }
+        }
         if let Some(b) = self.bar.borrow().as_ref() {
             b.inc(n);
         }
     }
 
     fn message(&self, msg: &str) {
+        if let Some(l) = &self.log {
+            *l.msg.borrow_mut() = msg.to_string();
+        }
         if let Some(b) = self.bar.borrow().as_ref() {
             b.set_message(msg.to_string());
         }
     }
 
     fn finish(&self) {
+        if let Some(l) = &self.log {
+            if l.last.get().elapsed() >= LINE_EVERY / 6 {
+                l.print();
+            }
+        }
         if let Some(b) = self.bar.borrow_mut().take() {
             b.finish_and_clear();
         }
