@@ -3,12 +3,14 @@
 //! response log-probabilities. The reference is the policy before training, scored once.
 
 use crate::format::{FormatKind, Formatter, Seq};
-use crate::log::{self, LogRow};
+use crate::log::LogRow;
 use crate::logprobs::{neg_log_sigmoid, response_logprobs};
 use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Pair};
 use crate::sft::{language_model, save_language_model};
-use crate::stage::{first_eval, last_eval, run_epochs, total_steps, Stage};
+use crate::stage::{
+    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -167,7 +169,7 @@ pub fn dpo(
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<(TaskModel, DpoReport)> {
-    if !(cfg.beta > 0.0) {
+    if cfg.beta.is_nan() || cfg.beta <= 0.0 {
         return Err(Error::Invalid("--beta must be above 0".into()));
     }
     let source = model.info.source.clone();
@@ -188,28 +190,23 @@ pub fn dpo(
     let st = run_epochs(
         &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
     )?;
-    log::write_csv(run, &st.log)?;
-    log::write_chart(
-        &run.join("dpo.svg"),
+    write_log(
+        run,
+        &st,
+        "dpo.svg",
         "DPO",
-        &st.log,
         &["loss", "eval_loss"],
         &["reward_margin", "eval_margin"],
     )?;
     save_language_model(&mut tm, run, &source)?;
-    let ck = crate::optim::checkpoint_dir(run);
-    if ck.exists() {
-        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
-    }
-    let get =
-        |r: Option<&LogRow>, k: &str| r.and_then(|r| r.values.get(k).copied()).unwrap_or(f64::NAN);
+    remove_checkpoint(run)?;
     let report = DpoReport {
         trainable: opt.count(),
         train_pairs: stage.train.len(),
         held_out_pairs: stage.held.len(),
-        held_out_margin_before: get(first_eval(&st), "eval_margin"),
-        held_out_margin_after: get(last_eval(&st), "eval_margin"),
-        held_out_reward_accuracy: get(last_eval(&st), "eval_reward_accuracy"),
+        held_out_margin_before: value(first_eval(&st), "eval_margin"),
+        held_out_margin_after: value(last_eval(&st), "eval_margin"),
+        held_out_reward_accuracy: value(last_eval(&st), "eval_reward_accuracy"),
         steps: st.step,
         seconds: st.seconds,
     };

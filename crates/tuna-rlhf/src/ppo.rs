@@ -11,6 +11,7 @@ use crate::optim::{checkpoint_dir, mix, trainable, LoopState, Optimizer};
 use crate::records::{split_indices, Prompt};
 use crate::reward::RewardModel;
 use crate::sft::save_language_model;
+use crate::stage::{remove_checkpoint, value, write_log};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -137,8 +138,17 @@ fn reference_logp(tm: &mut TaskModel, seqs: &[&Seq]) -> Result<Vec<f32>> {
     Ok(r?)
 }
 
-/// Mean reward and mean summed KL of greedy responses to `prompts`; the responses with their
-/// rewards.
+/// Greedy responses to held-out prompts, scored.
+struct Evaluation {
+    /// Mean reward.
+    reward: f64,
+    /// Mean summed KL of the policy to the reference over each response.
+    kl: f64,
+    /// Each response with its reward.
+    scored: Vec<(String, f32)>,
+}
+
+/// Answers `prompts` greedily and scores the answers.
 fn evaluate(
     tm: &mut TaskModel,
     fmt: &Formatter,
@@ -146,7 +156,7 @@ fn evaluate(
     prompts: &[&Prompt],
     cfg: &PpoConfig,
     end: &[u32],
-) -> Result<(f64, f64, Vec<(String, f32)>)> {
+) -> Result<Evaluation> {
     let mut scored = vec![];
     let (mut kl_sum, mut n) = (0.0, 0usize);
     for chunk in prompts.chunks(16) {
@@ -169,7 +179,11 @@ fn evaluate(
         scored.extend(outs.into_iter().map(|(_, t)| t).zip(scores));
     }
     let mean = scored.iter().map(|(_, s)| *s as f64).sum::<f64>() / n.max(1) as f64;
-    Ok((mean, kl_sum / n.max(1) as f64, scored))
+    Ok(Evaluation {
+        reward: mean,
+        kl: kl_sum / n.max(1) as f64,
+        scored,
+    })
 }
 
 fn write_eval(path: &Path, prompts: &[&Prompt], scored: &[(String, f32)]) -> Result<()> {
@@ -269,7 +283,11 @@ pub fn ppo(
     if st.log.is_empty() {
         progress.start("evaluating the starting model", 0);
         opt.install(&mut tm, false)?;
-        let (r, kl, scored) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+        let Evaluation {
+            reward: r,
+            kl,
+            scored,
+        } = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
         write_eval(&run.join("eval_before.jsonl"), &eval_set, &scored)?;
         let mut row = LogRow::new(0);
         row.set("eval_reward", r).set("eval_kl", kl);
@@ -425,7 +443,8 @@ pub fn ppo(
         let last = st.step == cfg.iterations;
         if cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && !last {
             opt.install(&mut tm, false)?;
-            let (r, kl, _) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+            let Evaluation { reward: r, kl, .. } =
+                evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
             let mut row = LogRow::new(st.step);
             row.set("eval_reward", r).set("eval_kl", kl);
             st.log.push(row);
@@ -438,23 +457,21 @@ pub fn ppo(
     }
     progress.finish();
     opt.install(&mut tm, false)?;
-    let (r_after, kl_after, scored) = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
+    let Evaluation {
+        reward: r_after,
+        kl: kl_after,
+        scored,
+    } = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
     write_eval(&run.join("eval_after.jsonl"), &eval_set, &scored)?;
     let mut row = LogRow::new(st.step);
     row.set("eval_reward", r_after).set("eval_kl", kl_after);
     st.log.push(row);
-    let r_before = before
-        .or_else(|| {
-            st.log
-                .first()
-                .and_then(|r| r.values.get("eval_reward").copied())
-        })
-        .unwrap_or(f64::NAN);
-    log::write_csv(run, &st.log)?;
-    log::write_chart(
-        &run.join("ppo.svg"),
+    let r_before = before.unwrap_or_else(|| value(st.log.first(), "eval_reward"));
+    write_log(
+        run,
+        &st,
+        "ppo.svg",
         "PPO: reward and KL to the reference",
-        &st.log,
         &["reward", "eval_reward"],
         &["kl", "eval_kl"],
     )?;
@@ -473,9 +490,7 @@ pub fn ppo(
         .collect();
     peft::save_tensors(&head, &run.join(HEAD_FILE))?;
     save_language_model(&mut tm, run, &source)?;
-    if ck.exists() {
-        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
-    }
+    remove_checkpoint(run)?;
     let report = PpoReport {
         trainable: opt.count(),
         train_prompts: train_idx.len(),

@@ -3,11 +3,13 @@
 //! the head with the last N blocks.
 
 use crate::format::{FormatKind, Formatter, Seq};
-use crate::log::{self, LogRow};
+use crate::log::LogRow;
 use crate::logprobs::neg_log_sigmoid;
 use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Pair, Prompt};
-use crate::stage::{last_eval, run_epochs, total_steps, Stage};
+use crate::stage::{
+    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -192,28 +194,23 @@ pub fn train_reward(
     let st = run_epochs(
         &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
     )?;
-    log::write_csv(run, &st.log)?;
-    log::write_chart(
-        &run.join("loss.svg"),
+    write_log(
+        run,
+        &st,
+        "loss.svg",
         "Reward model",
-        &st.log,
         &["loss", "eval_loss"],
         &["accuracy", "eval_accuracy"],
     )?;
     save_method_files(&mut tm, &opt.params.named(), run, &source)?;
-    let ck = crate::optim::checkpoint_dir(run);
-    if ck.exists() {
-        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
-    }
-    let get =
-        |r: Option<&LogRow>, k: &str| r.and_then(|r| r.values.get(k).copied()).unwrap_or(f64::NAN);
+    remove_checkpoint(run)?;
     let report = RewardReport {
         trainable: opt.count(),
         train_pairs: stage.train.len(),
         held_out_pairs: stage.held.len(),
-        held_out_accuracy_before: get(crate::stage::first_eval(&st), "eval_accuracy"),
-        held_out_accuracy: get(last_eval(&st), "eval_accuracy"),
-        held_out_margin: get(last_eval(&st), "eval_margin"),
+        held_out_accuracy_before: value(first_eval(&st), "eval_accuracy"),
+        held_out_accuracy: value(last_eval(&st), "eval_accuracy"),
+        held_out_margin: value(last_eval(&st), "eval_margin"),
         steps: st.step,
         seconds: st.seconds,
     };

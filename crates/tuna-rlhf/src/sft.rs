@@ -4,11 +4,13 @@
 //! with sample generations for held-out prompts.
 
 use crate::format::{FormatKind, Formatter, Seq};
-use crate::log::{self, LogRow};
+use crate::log::LogRow;
 use crate::logprobs::response_logprobs;
 use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Example, Prompt};
-use crate::stage::{first_eval, last_eval, run_epochs, total_steps, Stage};
+use crate::stage::{
+    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -134,11 +136,11 @@ pub fn sft(
     let st = run_epochs(
         &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
     )?;
-    log::write_csv(run, &st.log)?;
-    log::write_chart(
-        &run.join("loss.svg"),
+    write_log(
+        run,
+        &st,
+        "loss.svg",
         "Supervised finetuning",
-        &st.log,
         &["loss", "eval_loss"],
         &[],
     )?;
@@ -152,20 +154,13 @@ pub fn sft(
         &run.join("samples.jsonl"),
         progress,
     )?;
-    let ck = crate::optim::checkpoint_dir(run);
-    if ck.exists() {
-        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
-    }
-    let eval = |r: Option<&LogRow>| {
-        r.and_then(|r| r.values.get("eval_loss").copied())
-            .unwrap_or(f64::NAN)
-    };
+    remove_checkpoint(run)?;
     let report = SftReport {
         trainable,
         train_examples: stage.train.len(),
         held_out_examples: stage.held.len(),
-        eval_loss_before: eval(first_eval(&st)),
-        eval_loss_after: eval(last_eval(&st)),
+        eval_loss_before: value(first_eval(&st), "eval_loss"),
+        eval_loss_after: value(last_eval(&st), "eval_loss"),
         steps: st.step,
         seconds: st.seconds,
     };

@@ -23,6 +23,7 @@ pub trait Stage {
 }
 
 /// Runs `stage` over `n` training items for the epochs of `opt.cfg`, checkpointing in `run`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_epochs(
     tm: &mut TaskModel,
     opt: &mut Optimizer,
@@ -155,4 +156,33 @@ pub fn first_eval(st: &LoopState) -> Option<&LogRow> {
     st.log
         .iter()
         .find(|r| r.values.keys().any(|k| k.starts_with("eval_")))
+}
+
+/// The value of `key` in `row` (NaN when absent).
+pub fn value(row: Option<&LogRow>, key: &str) -> f64 {
+    row.and_then(|r| r.values.get(key).copied())
+        .unwrap_or(f64::NAN)
+}
+
+/// Writes `metrics.csv` and the chart `chart` (`left` and `right` metrics) into `run`.
+pub fn write_log(
+    run: &Path,
+    st: &LoopState,
+    chart: &str,
+    title: &str,
+    left: &[&str],
+    right: &[&str],
+) -> Result<()> {
+    crate::log::write_csv(run, &st.log)?;
+    crate::log::write_chart(&run.join(chart), title, &st.log, left, right)?;
+    Ok(())
+}
+
+/// Removes the checkpoint of a run whose files are all written.
+pub fn remove_checkpoint(run: &Path) -> Result<()> {
+    let ck = checkpoint_dir(run);
+    if ck.exists() {
+        std::fs::remove_dir_all(&ck).map_err(|e| tuna_core::Error::io(&ck, e))?;
+    }
+    Ok(())
 }

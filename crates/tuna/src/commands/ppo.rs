@@ -2,15 +2,12 @@
 //! with a per-token KL penalty to the starting model; logs and charts reward, KL, entropy and
 //! clip fraction per iteration.
 
-use crate::args::ModelArgs;
-use crate::commands::finetune::FinetuneArgs;
-use crate::commands::rlhf::{FormatArg, RlhfRun};
+use crate::commands::rlhf::StageArgs;
 use crate::output::Output;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use tuna_nn::Pooling;
 use tuna_rlhf::ppo::{ppo, PpoConfig};
 use tuna_rlhf::reward::RewardModel;
 use tuna_train::finetune::MethodKind;
@@ -18,25 +15,10 @@ use tuna_train::finetune::MethodKind;
 #[derive(Args)]
 pub struct PpoCmd {
     #[command(flatten)]
-    model: ModelArgs,
+    stage: StageArgs,
     /// A reward-model run (made by `tuna reward train`).
     #[arg(long)]
     reward: PathBuf,
-    /// Prompts: JSON/JSONL records with `instruction` (and `input`).
-    #[arg(long)]
-    prompts: PathBuf,
-    /// Run directory to create.
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Replace an existing run directory.
-    #[arg(long)]
-    overwrite: bool,
-    /// Prompt format: chat (the model's template; the default when it has one) or alpaca.
-    #[arg(long, value_enum)]
-    format: Option<FormatArg>,
-    /// Share of the prompts held out for evaluation.
-    #[arg(long, default_value_t = 0.1)]
-    held_out: f64,
     /// Held-out prompts answered greedily at each evaluation.
     #[arg(long, default_value_t = 48)]
     eval_prompts: usize,
@@ -82,30 +64,21 @@ pub struct PpoCmd {
     /// Weight of the value loss.
     #[arg(long, default_value_t = 0.1)]
     vf_coef: f64,
-    /// Longest prompt + response in tokens.
-    #[arg(long, default_value_t = 512)]
-    max_len: usize,
-    /// Seed of the split, initialisation and sampling.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[command(flatten)]
-    train: FinetuneArgs,
 }
 
 impl PpoCmd {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let prompts = tuna_rlhf::read_prompts(&self.prompts)?;
-        let run = RlhfRun::start(&self.model, &self.out, self.overwrite, self.train.resume)?;
+        let a = &self.stage;
+        let prompts = a.limited(tuna_rlhf::read_prompts(&a.data)?);
+        let run = a.start()?;
         let rm = RewardModel::load(&self.reward, &run.model.device)?;
-        let mut ft = self
-            .train
-            .config(MethodKind::Lora, Pooling::Last, self.max_len, self.seed);
+        let mut ft = a.config(MethodKind::Lora);
         ft.method.head_dropout = 0.0;
         let cfg = PpoConfig {
             method: ft.method,
             train: ft.train,
-            format: FormatArg::resolve(self.format, &run.model.tokenizer),
-            held_out: self.held_out,
+            format: a.format(&run.model.tokenizer),
+            held_out: a.held_out,
             eval_prompts: self.eval_prompts,
             eval_every: self.eval_every,
             iterations: self.iterations,
@@ -131,16 +104,8 @@ impl PpoCmd {
         ));
         let bar = out.bar();
         let (run, model) = run.take_model();
-        let (_tm, rep) = ppo(
-            model,
-            &rm,
-            &prompts,
-            &cfg,
-            &run.dir(),
-            self.train.resume,
-            &bar,
-        )?;
-        let dir = run.finish("ppo", &self.prompts, &cfg, &rep)?;
+        let (_tm, rep) = ppo(model, &rm, &prompts, &cfg, &run.dir(), a.train.resume, &bar)?;
+        let dir = run.finish("ppo", &a.data, &cfg, &rep)?;
         out.line(format!(
             "held-out mean reward {:.4} -> {:.4} (n = {}), KL to the reference {:.3}; {} iterations in {:.0}s; run saved in {}",
             rep.eval_reward_before,

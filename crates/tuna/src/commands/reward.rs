@@ -1,15 +1,12 @@
 //! `tuna reward train|score`: a reward model from preference pairs (Bradley-Terry), and the
 //! scores it gives to responses.
 
-use crate::args::ModelArgs;
-use crate::commands::finetune::FinetuneArgs;
-use crate::commands::rlhf::{FormatArg, RlhfRun};
+use crate::commands::rlhf::StageArgs;
 use crate::output::Output;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
-use tuna_nn::Pooling;
 use tuna_rlhf::records::Prompt;
 use tuna_rlhf::reward::{train_reward, RewardConfig, RewardModel};
 use tuna_train::finetune::MethodKind;
@@ -31,37 +28,10 @@ enum RewardAction {
 #[derive(Args)]
 struct TrainArgs {
     #[command(flatten)]
-    model: ModelArgs,
-    /// Preference pairs: JSON/JSONL with {instruction, input, chosen, rejected}, or HH-RLHF
-    /// JSONL (optionally .gz) with {chosen, rejected} dialogues.
-    #[arg(long, short)]
-    data: PathBuf,
-    /// Use only the first N pairs (0: all).
-    #[arg(long, default_value_t = 0)]
-    limit: usize,
-    /// Run directory to create.
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Replace an existing run directory.
-    #[arg(long)]
-    overwrite: bool,
+    stage: StageArgs,
     /// lora, full, or head (with --unfreeze-last N).
     #[arg(long, default_value = "lora")]
     method: String,
-    /// Prompt format: chat (the model's template; the default when it has one) or alpaca.
-    #[arg(long, value_enum)]
-    format: Option<FormatArg>,
-    /// Share of the pairs held out for the reported accuracy.
-    #[arg(long, default_value_t = 0.1)]
-    held_out: f64,
-    /// Longest prompt + response in tokens.
-    #[arg(long, default_value_t = 512)]
-    max_len: usize,
-    /// Seed of the split, initialisation, batch order and dropout.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[command(flatten)]
-    train: FinetuneArgs,
 }
 
 #[derive(Args)]
@@ -94,25 +64,21 @@ impl RewardCmd {
 
 impl TrainArgs {
     fn run(&self, out: &Output) -> Result<()> {
-        let mut pairs = tuna_rlhf::read_pairs(&self.data)?;
-        if self.limit > 0 {
-            pairs.truncate(self.limit);
-        }
+        let a = &self.stage;
+        let pairs = a.limited(tuna_rlhf::read_pairs(&a.data)?);
         let kind = match self.method.as_str() {
             "lora" => MethodKind::Lora,
             "full" => MethodKind::Full,
             "head" => MethodKind::Head,
             other => bail!("--method {other}: use lora, full or head"),
         };
-        let run = RlhfRun::start(&self.model, &self.out, self.overwrite, self.train.resume)?;
-        let ft = self
-            .train
-            .config(kind, Pooling::Last, self.max_len, self.seed);
+        let run = a.start()?;
+        let ft = a.config(kind);
         let cfg = RewardConfig {
             method: ft.method,
             train: ft.train,
-            format: FormatArg::resolve(self.format, &run.model.tokenizer),
-            held_out: self.held_out,
+            format: a.format(&run.model.tokenizer),
+            held_out: a.held_out,
         };
         out.line(format!(
             "{} preference pairs, format {:?}",
@@ -121,8 +87,8 @@ impl TrainArgs {
         ));
         let bar = out.bar();
         let (run, model) = run.take_model();
-        let (_rm, rep) = train_reward(model, &pairs, &cfg, &run.dir(), self.train.resume, &bar)?;
-        let dir = run.finish("reward", &self.data, &cfg, &rep)?;
+        let (_rm, rep) = train_reward(model, &pairs, &cfg, &run.dir(), a.train.resume, &bar)?;
+        let dir = run.finish("reward", &a.data, &cfg, &rep)?;
         out.line(format!(
             "held-out pairwise accuracy {:.2}% (before training {:.2}%, n = {}), mean margin {:.3}; {} steps in {:.0}s; run saved in {}",
             rep.held_out_accuracy * 100.0,

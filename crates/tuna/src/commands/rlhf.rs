@@ -2,15 +2,78 @@
 //! config and metrics, the method and prompt-format arguments.
 
 use crate::args::ModelArgs;
+use crate::commands::finetune::FinetuneArgs;
 use anyhow::{bail, Result};
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tuna_models::{Model, TextTokenizer};
+use tuna_nn::Pooling;
 use tuna_rlhf::FormatKind;
-use tuna_train::finetune::{peak_rss_bytes, MethodKind};
+use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig, MethodKind};
 use tuna_train::run::RunWriter;
+
+/// What every RLHF verb takes: the model, the data, the run directory and the training settings.
+#[derive(Args)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The data: instructions ({instruction, input, output}) for sft and the prompts of ppo;
+    /// preference pairs ({instruction, input, chosen, rejected}, or HH-RLHF {chosen, rejected}
+    /// dialogues) for reward and dpo. A JSON list or JSONL, optionally gzipped (.gz).
+    #[arg(long, short)]
+    pub data: PathBuf,
+    /// Use only the first N records (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Run directory to create.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Prompt format: chat (the model's template; the default when it has one) or alpaca.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Share of the data held out for evaluation.
+    #[arg(long, default_value_t = 0.1)]
+    pub held_out: f64,
+    /// Longest prompt + response in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    /// Seed of the split, initialisation, batch order, dropout and sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub train: FinetuneArgs,
+}
+
+impl StageArgs {
+    /// The first `--limit` records.
+    pub fn limited<T>(&self, mut v: Vec<T>) -> Vec<T> {
+        if self.limit > 0 {
+            v.truncate(self.limit);
+        }
+        v
+    }
+
+    /// Method and training settings for `kind`.
+    pub fn config(&self, kind: MethodKind) -> FinetuneConfig {
+        self.train
+            .config(kind, Pooling::Last, self.max_len, self.seed)
+    }
+
+    /// Loads the model and creates (or with --resume reopens) the run directory.
+    pub fn start(&self) -> Result<RlhfRun> {
+        RlhfRun::start(&self.model, &self.out, self.overwrite, self.train.resume)
+    }
+
+    /// The prompt format for `tok`.
+    pub fn format(&self, tok: &TextTokenizer) -> FormatKind {
+        FormatArg::resolve(self.format, tok)
+    }
+}
 
 /// Prompt formats.
 #[derive(Clone, Copy, ValueEnum)]
