@@ -20,9 +20,11 @@ stage() { # NAME COMMAND...: runs COMMAND unless runs/NAME exists
   "$@" -o "runs/$name" "${resume[@]}"
 }
 stage sft $T sft -m models/smollm2.gguf -d $I --epochs 2 --train-batch 8
-stage rm $T reward train -m models/smollm2.gguf -d $P --epochs 1 --max-steps 40 --train-batch 8
+stage rm $T reward train -m models/smollm2.gguf -d $P --method head --unfreeze-last 4 --lr 2e-4 \
+  --epochs 1 --train-batch 8
 stage ppo $T ppo -m runs/sft/model --reward runs/rm -d $I --iterations 40 --rollouts 16 \
   --minibatch 16 --ppo-epochs 2 --max-new-tokens 64 --lr 2e-4 --warmup 0 --schedule constant
 stage dpo $T dpo -m runs/sft/model -d $P --limit 500 --epochs 1 --train-batch 8
 stage rm-hh $T reward train -m models/smollm2.gguf -d $D/preferences/harmless-base-test.jsonl.gz \
-  --limit 600 --held-out 0.33 --max-len 256 --epochs 1 --train-batch 8
+  --limit 1000 --held-out 0.3 --max-len 256 --method head --unfreeze-last 4 --lr 2e-4 --epochs 1 \
+  --train-batch 8
