@@ -22,9 +22,10 @@ stage() { # NAME COMMAND...: runs COMMAND unless runs/NAME exists
 stage sft $T sft -m models/smollm2.gguf -d $I --epochs 2 --train-batch 8
 stage rm $T reward train -m models/smollm2.gguf -d $P --method head --unfreeze-last 4 --lr 2e-4 \
   --epochs 1 --train-batch 8
-stage ppo $T ppo -m runs/sft/model --reward runs/rm -d $I --iterations 40 --rollouts 16 \
-  --minibatch 16 --ppo-epochs 2 --max-new-tokens 64 --lr 2e-4 --warmup 0 --schedule constant
-stage dpo $T dpo -m runs/sft/model -d $P --limit 500 --epochs 1 --train-batch 8
+stage ppo $T ppo -m runs/sft/model --reward runs/rm -d $I --iterations 25 --rollouts 16 \
+  --minibatch 4 --ppo-epochs 2 --eval-every 0 --max-new-tokens 64 --lr 1e-3 --warmup 0 \
+  --schedule constant
+stage dpo $T dpo -m runs/sft/model -d $P --limit 300 --epochs 1 --train-batch 8
 stage rm-hh $T reward train -m models/smollm2.gguf -d $D/preferences/harmless-base-test.jsonl.gz \
-  --limit 1000 --held-out 0.3 --max-len 256 --method head --unfreeze-last 4 --lr 2e-4 --epochs 1 \
+  --limit 500 --held-out 0.3 --max-len 256 --method head --unfreeze-last 4 --lr 2e-4 --epochs 1 \
   --train-batch 8

@@ -135,30 +135,36 @@ pub fn read_prompts(path: &Path) -> Result<Vec<Prompt>> {
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
     let recs = read_records(path)?;
     let mut out = Vec::with_capacity(recs.len());
+    let mut skipped = vec![];
     for (i, r) in recs.iter().enumerate() {
         let chosen = need(path, i, r, "chosen")?;
         let rejected = need(path, i, r, "rejected")?;
-        let pair = match task(r) {
-            Some(prompt) => Pair {
+        match task(r) {
+            Some(prompt) => out.push(Pair {
                 prompt,
                 chosen: chosen.to_string(),
                 rejected: rejected.to_string(),
+            }),
+            None => match split_transcripts(chosen, rejected) {
+                Some(p) => out.push(p),
+                None => skipped.push(i + 1),
             },
-            None => split_transcripts(chosen, rejected).ok_or_else(|| {
-                Error::bad_file(
-                    path,
-                    format!(
-                        "record {}: `chosen` and `rejected` are neither responses to an \
-                         `instruction` nor dialogues ending in different `\\n\\nAssistant:` turns",
-                        i + 1
-                    ),
-                )
-            })?,
-        };
-        out.push(pair);
+        }
     }
     if out.is_empty() {
-        return Err(Error::bad_file(path, "no records"));
+        return Err(Error::bad_file(
+            path,
+            "no usable pairs: `chosen` and `rejected` must be responses to an `instruction`, or \
+             dialogues that differ only after their last `\\n\\nAssistant:`",
+        ));
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "{}: skipped {} dialogue pair(s) that differ before their last assistant turn (records {:?})",
+            path.display(),
+            skipped.len(),
+            skipped
+        );
     }
     Ok(out)
 }
@@ -231,6 +237,23 @@ mod tests {
             ("Sure, gladly.", "No.")
         );
         assert!(split_transcripts(c, "\n\nHuman: other\n\nAssistant: x").is_none());
+    }
+
+    #[test]
+    fn dialogues_that_differ_earlier_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("hh.jsonl");
+        let good = serde_json::json!({"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go"});
+        let bad = serde_json::json!({"chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d", "rejected": "\n\nHuman: a\n\nAssistant: x"});
+        std::fs::write(&p, format!("{good}\n{bad}\n")).unwrap();
+        let pairs = read_pairs(&p).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].rejected, "go");
+        std::fs::write(&p, format!("{bad}\n")).unwrap();
+        assert!(read_pairs(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("no usable pairs"));
     }
 
     #[test]
