@@ -5,11 +5,10 @@
 use crate::format::{FormatKind, Formatter, Seq};
 use crate::log::LogRow;
 use crate::logprobs::{neg_log_sigmoid, response_logprobs};
-use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Pair};
 use crate::sft::{language_model, save_language_model};
 use crate::stage::{
-    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+    first_eval, last_eval, remove_checkpoint, train_stage, value, write_log, Stage,
 };
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -182,13 +181,9 @@ pub fn dpo(
         held: score_reference(&tm, &fmt, &pick(&held_idx), progress)?,
         beta: cfg.beta,
     };
-    let names = trainable(&mut tm, false)?;
-    let total = total_steps(stage.train.len(), &cfg.train);
-    let mut opt = Optimizer::new(&mut tm, &names, cfg.train.clone(), total)?;
-    let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let n = stage.train.len();
-    let st = run_epochs(
-        &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
+    let (opt, st) = train_stage(
+        &mut tm, &mut stage, n, false, cfg, &cfg.train, run, resume, progress,
     )?;
     write_log(
         run,

@@ -5,10 +5,9 @@
 use crate::format::{FormatKind, Formatter, Seq};
 use crate::log::LogRow;
 use crate::logprobs::neg_log_sigmoid;
-use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Pair, Prompt};
 use crate::stage::{
-    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+    first_eval, last_eval, remove_checkpoint, train_stage, value, write_log, Stage,
 };
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -186,13 +185,9 @@ pub fn train_reward(
         train: tokenise(&train_idx)?,
         held: tokenise(&held_idx)?,
     };
-    let names = trainable(&mut tm, true)?;
-    let total = total_steps(stage.train.len(), &cfg.train);
-    let mut opt = Optimizer::new(&mut tm, &names, cfg.train.clone(), total)?;
-    let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let n = stage.train.len();
-    let st = run_epochs(
-        &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
+    let (opt, st) = train_stage(
+        &mut tm, &mut stage, n, true, cfg, &cfg.train, run, resume, progress,
     )?;
     write_log(
         run,

@@ -6,10 +6,9 @@
 use crate::format::{FormatKind, Formatter, Seq};
 use crate::log::LogRow;
 use crate::logprobs::response_logprobs;
-use crate::optim::{trainable, Optimizer};
 use crate::records::{split_indices, Example, Prompt};
 use crate::stage::{
-    first_eval, last_eval, remove_checkpoint, run_epochs, total_steps, value, write_log, Stage,
+    first_eval, last_eval, remove_checkpoint, train_stage, value, write_log, Stage,
 };
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -126,15 +125,9 @@ pub fn sft(
         held: seqs(&held_idx)?,
         batch: cfg.train.batch_size,
     };
-    let names = trainable(&mut tm, false)?;
-    let total = total_steps(stage.train.len(), &cfg.train);
-    let mut opt = Optimizer::new(&mut tm, &names, cfg.train.clone(), total)?;
-    let trainable = opt.count();
-    tracing::info!(trainable, "trainable parameters");
-    let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let n = stage.train.len();
-    let st = run_epochs(
-        &mut tm, &mut opt, &mut stage, n, run, &settings, resume, progress,
+    let (opt, st) = train_stage(
+        &mut tm, &mut stage, n, false, cfg, &cfg.train, run, resume, progress,
     )?;
     write_log(
         run,
@@ -156,7 +149,7 @@ pub fn sft(
     )?;
     remove_checkpoint(run)?;
     let report = SftReport {
-        trainable,
+        trainable: opt.count(),
         train_examples: stage.train.len(),
         held_out_examples: stage.held.len(),
         eval_loss_before: value(first_eval(&st), "eval_loss"),

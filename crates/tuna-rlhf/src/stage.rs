@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 use tuna_core::Rng;
 use tuna_nn::dropout::TrainScope;
-use tuna_train::finetune::TaskModel;
+use tuna_train::finetune::{TaskModel, TrainConfig};
 use tuna_train::{Progress, Result};
 
 /// What a stage computes.
@@ -132,8 +132,32 @@ pub fn run_epochs(
     Ok(st)
 }
 
+/// Makes the method's tensors of `tm` trainable (the head too with `with_head`) and runs `stage`
+/// over its `n` items with the settings `cfg` (stored in checkpoints); returns the optimiser,
+/// which holds the trained values, and the loop state.
+#[allow(clippy::too_many_arguments)]
+pub fn train_stage<C: serde::Serialize>(
+    tm: &mut TaskModel,
+    stage: &mut dyn Stage,
+    n: usize,
+    with_head: bool,
+    cfg: &C,
+    train: &TrainConfig,
+    run: &Path,
+    resume: bool,
+    progress: &dyn Progress,
+) -> Result<(Optimizer, LoopState)> {
+    let names = crate::optim::trainable(tm, with_head)?;
+    let mut opt = Optimizer::new(tm, &names, train.clone(), total_steps(n, train))?;
+    tracing::info!(trainable = opt.count(), "trainable parameters");
+    let settings =
+        serde_json::to_string(cfg).map_err(|e| tuna_train::Error::Invalid(e.to_string()))?;
+    let st = run_epochs(tm, &mut opt, stage, n, run, &settings, resume, progress)?;
+    Ok((opt, st))
+}
+
 /// Total optimiser steps for `n` items under `cfg`.
-pub fn total_steps(n: usize, cfg: &tuna_train::finetune::TrainConfig) -> usize {
+pub fn total_steps(n: usize, cfg: &TrainConfig) -> usize {
     let per_epoch = n.div_ceil(cfg.batch_size * cfg.grad_accum.max(1));
     let total = per_epoch * cfg.epochs;
     if cfg.max_steps > 0 {
