@@ -122,7 +122,8 @@ fn responses(
     Ok(out)
 }
 
-/// Summed log-probs of the reference: the same network with every LoRA switched off.
+/// Per-token log-probs of the response tokens under the reference: the same network with every
+/// LoRA switched off for this one pass.
 fn reference_logp(tm: &mut TaskModel, seqs: &[&Seq]) -> Result<Vec<f32>> {
     let mut stash = vec![];
     tm.model.network.linears(&mut |_, l| {
@@ -300,14 +301,21 @@ pub fn ppo(
     let mut t0 = Instant::now();
     while st.step < cfg.iterations {
         let it = st.step;
-        // Prompts: a seeded pass over the training prompts, a new order each pass.
+        // Prompts: a seeded pass over the training prompts, a new order each pass (the order
+        // of a pass is drawn once, not once per rollout).
         let per_pass = train_idx.len().max(1);
         let mut batch = vec![];
+        let mut order: Option<(usize, Vec<usize>)> = None;
         for k in 0..cfg.rollouts {
             let g = it * cfg.rollouts + k;
-            let mut order = train_idx.clone();
-            Rng::new(mix(cfg.train.seed, g / per_pass, 7)).shuffle(&mut order);
-            batch.push(&prompts[order[g % per_pass]]);
+            let pass = g / per_pass;
+            if order.as_ref().is_none_or(|(p, _)| *p != pass) {
+                let mut o = train_idx.clone();
+                Rng::new(mix(cfg.train.seed, pass, 7)).shuffle(&mut o);
+                order = Some((pass, o));
+            }
+            let (_, o) = order.as_ref().expect("drawn above");
+            batch.push(&prompts[o[g % per_pass]]);
         }
         opt.install(&mut tm, false)?;
         let sampling = Sampling {
