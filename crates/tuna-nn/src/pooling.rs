@@ -14,6 +14,10 @@ pub enum Pooling {
     Mean,
     /// The last real token's state (causal LMs).
     Last,
+    /// A learned weighting of the real tokens: softmax over the tokens of a trained score
+    /// `h · w`, then the weighted mean. `w` belongs to a trained classifier head (see
+    /// [`attention_pool`]); fixed embeddings cannot use it.
+    Attention,
 }
 
 impl FromStr for Pooling {
@@ -23,7 +27,10 @@ impl FromStr for Pooling {
             "cls" => Ok(Pooling::Cls),
             "mean" => Ok(Pooling::Mean),
             "last" => Ok(Pooling::Last),
-            _ => Err(format!("unknown pooling `{s}`: use cls, mean or last")),
+            "attention" => Ok(Pooling::Attention),
+            _ => Err(format!(
+                "unknown pooling `{s}`: use cls, mean, last or attention"
+            )),
         }
     }
 }
@@ -34,14 +41,25 @@ impl std::fmt::Display for Pooling {
             Pooling::Cls => "cls",
             Pooling::Mean => "mean",
             Pooling::Last => "last",
+            Pooling::Attention => "attention",
         })
     }
 }
 
 impl Pooling {
+    /// True for a pooling with trained weights ([`Pooling::Attention`]).
+    pub fn is_learned(self) -> bool {
+        self == Pooling::Attention
+    }
+
     /// `hidden`: (B, T, H); `mask`: (B, T) of 0/1 with real tokens first (right padding).
+    /// [`Pooling::Attention`] needs its trained score vector: use [`attention_pool`].
     pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         match self {
+            Pooling::Attention => candle_core::bail!(
+                "attention pooling is learned with a classifier head: \
+                 fixed embeddings need cls, mean or last"
+            ),
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
             Pooling::Mean => {
                 let m = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?; // (B, T, 1)
@@ -59,6 +77,21 @@ impl Pooling {
             }
         }
     }
+}
+
+/// Attention pooling of `hidden` (B, T, H) with the score vector `w` (1, H): token t of a
+/// sequence gets the weight softmax_t(h_t · w) over its real tokens (`mask` (B, T) of 0/1).
+/// With `w` = 0 this is the mean over the real tokens.
+pub fn attention_pool(hidden: &Tensor, mask: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (_, _, h) = hidden.dims3()?;
+    let scores = hidden.broadcast_mul(&w.reshape((1, 1, h))?)?.sum(2)?; // (B, T)
+                                                                        // Padding gets -1e9 before the softmax: exp underflows to exactly 0.
+    let pad = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?;
+    let weights = candle_nn::ops::softmax(&(scores + pad)?, D::Minus1)?; // (B, T)
+    weights
+        .unsqueeze(1)?
+        .matmul(&hidden.contiguous()?)?
+        .squeeze(1)
 }
 
 /// Scales each row to unit L2 norm.
@@ -94,6 +127,15 @@ mod tests {
         assert_eq!(last, vec![vec![5., 6.], vec![3., 3.]]);
         let cls: Vec<Vec<f32>> = Pooling::Cls.pool(&h, &m)?.to_vec2()?;
         assert_eq!(cls, vec![vec![1., 2.], vec![1., 1.]]);
+        assert!(Pooling::Attention.pool(&h, &m).is_err());
+        let zero = Tensor::zeros((1, 2), DType::F32, &dev)?;
+        let even: Vec<Vec<f32>> = attention_pool(&h, &m, &zero)?.to_vec2()?;
+        assert_eq!(even, mean);
+        // A score vector that prefers large first coordinates puts the weight on the largest
+        // real token, never on the padding.
+        let w = Tensor::new(&[[10f32, 0.]], &dev)?;
+        let peaked: Vec<Vec<f32>> = attention_pool(&h, &m, &w)?.to_vec2()?;
+        assert!((peaked[0][0] - 5.0).abs() < 1e-4 && (peaked[1][0] - 3.0).abs() < 1e-4);
         let n: Vec<Vec<f32>> = l2_normalize(&Tensor::new(&[[3f32, 4.]], &dev)?)?.to_vec2()?;
         assert_eq!(n, vec![vec![0.6, 0.8]]);
         Ok(())

@@ -39,12 +39,10 @@ pub struct Optimizer {
 /// Names of the tensors `tm`'s method trains; the new head only with `with_head` (a value or
 /// reward head), never for a plain language model.
 pub fn trainable(tm: &mut TaskModel, with_head: bool) -> Result<Vec<String>> {
-    let head = format!("{}.", tm.head.name);
-    let head_hidden = format!("{}_hidden.", tm.head.name);
     let names = trainable_names(tm)?;
     Ok(names
         .into_iter()
-        .filter(|n| with_head || !(n.starts_with(&head) || n.starts_with(&head_hidden)))
+        .filter(|n| with_head || !tm.head.owns(n))
         .collect())
 }
 

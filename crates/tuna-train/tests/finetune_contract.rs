@@ -1,5 +1,5 @@
 //! Contract tests of every finetuning method on both families (tiny random models): what
-//! trains and how much, no-op at initialisation, gradients reach every trainable tensor, the
+//! trains and how much (attention-pooled heads included), no-op at initialisation, gradients reach every trainable tensor, the
 //! loss falls, save -> load gives the same outputs, merged LoRA equals unmerged, and a killed
 //! run resumed from its checkpoint ends exactly like an uninterrupted one.
 
@@ -114,9 +114,14 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 /// Trainable values the method should have, from the architecture.
-fn expected_count(model: &Model, kind: MethodKind, unfreeze: usize) -> usize {
+fn expected_count(model: &Model, kind: MethodKind, unfreeze: usize, pooling: Pooling) -> usize {
     let c = 2;
-    match &model.network {
+    let pool = if pooling.is_learned() {
+        model.info.hidden_size
+    } else {
+        0
+    };
+    pool + match &model.network {
         Network::Bert(b) => {
             let cfg = b.config();
             let (h, i, l, v) = (
@@ -178,12 +183,16 @@ const METHODS: [(MethodKind, usize); 7] = [
     (MethodKind::Prompt, 0),
 ];
 
-fn contract(model_dir: &Path, pooling: Pooling) {
+fn contract(model_dir: &Path, family_pooling: Pooling) {
     let root = tempfile::tempdir().unwrap();
     let task = data(root.path());
-    for (kind, unfreeze) in METHODS {
+    let runs = METHODS
+        .iter()
+        .map(|&(kind, unfreeze)| (kind, unfreeze, family_pooling))
+        .chain([(MethodKind::Head, 0, Pooling::Attention)]);
+    for (kind, unfreeze, pooling) in runs {
         let what = format!(
-            "{} (unfreeze {unfreeze}) on {}",
+            "{} (unfreeze {unfreeze}, {pooling} pooling) on {}",
             kind.name(),
             model_dir.display()
         );
@@ -204,7 +213,7 @@ fn contract(model_dir: &Path, pooling: Pooling) {
         let params = Params::create(&mut tm, &names).unwrap();
         assert_eq!(
             params.count(),
-            expected_count(&base, kind, unfreeze),
+            expected_count(&base, kind, unfreeze, pooling),
             "{what}: trainable count"
         );
         if matches!(
@@ -247,7 +256,9 @@ fn contract(model_dir: &Path, pooling: Pooling) {
                 ..TrainConfig::default()
             },
         };
-        let run_dir = root.path().join(format!("run-{}-{unfreeze}", kind.name()));
+        let run_dir = root
+            .path()
+            .join(format!("run-{}-{unfreeze}-{pooling}", kind.name()));
         let writer = RunWriter::create(&run_dir, false).unwrap();
         let (mut tm, res) = finetune(
             load_model(model_dir, &Device::Cpu).unwrap(),

@@ -188,7 +188,9 @@ impl DataArgs {
 /// How texts become vectors.
 #[derive(Args, Clone)]
 pub struct EmbedArgs {
-    /// Pooling of token states: mean, cls or last (default: mean for encoders, last for decoders).
+    /// Pooling of token states: mean, cls, last, or attention (a learned weighting, trained
+    /// with a finetuned head). Default: attention for `--method head` on a frozen backbone;
+    /// otherwise mean for encoders and last for decoders.
     #[arg(long)]
     pub pooling: Option<Pooling>,
     /// Longest input in tokens; longer texts are truncated (default: 256 to embed, 128 to
@@ -210,13 +212,21 @@ pub struct EmbedArgs {
 }
 
 impl EmbedArgs {
-    pub fn options(&self, model: &tuna_models::Model) -> EmbedOptions {
-        EmbedOptions {
-            pooling: self.pooling.unwrap_or(model.info.family.default_pooling()),
+    /// Settings for fixed embeddings (no learned pooling).
+    pub fn options(&self, model: &tuna_models::Model) -> anyhow::Result<EmbedOptions> {
+        let pooling = self.pooling.unwrap_or(model.info.family.default_pooling());
+        if pooling.is_learned() {
+            anyhow::bail!(
+                "--pooling {pooling} is learned with a finetuned head (`tuna train --method \
+                 head`); fixed embeddings need cls, mean or last"
+            );
+        }
+        Ok(EmbedOptions {
+            pooling,
             max_len: self.max_len.unwrap_or(256),
             batch_size: self.batch_size,
             normalize: self.normalize,
-        }
+        })
     }
 
     pub fn cache(&self) -> Option<EmbeddingCache> {

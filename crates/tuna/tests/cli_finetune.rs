@@ -111,3 +111,34 @@ fn lora_run_predicts_merges_and_compare_reports() {
     }
     assert!(d.join("cmp/accuracy.svg").exists());
 }
+
+#[test]
+fn head_learns_its_pooling_and_fixed_embeddings_refuse_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"));
+    let data = ["--model", "model", "--data", "sms.tsv"];
+    let mut args = vec!["--json", "train", "--method", "head", "--out", "head"];
+    args.extend(data);
+    args.extend(["--epochs", "2", "--lr", "0.01"]);
+    let j = last_json(&tuna(d, &args));
+    // Attention pooling's score vector (hidden 32) + the linear layer.
+    assert_eq!(j["trainable_parameters"], 32 + 32 * 2 + 2, "{j}");
+    let config = std::fs::read_to_string(d.join("head/config.json")).unwrap();
+    assert!(config.contains("\"attention\""), "{config}");
+    let p = last_json(&tuna(
+        d,
+        &["--json", "predict", "--run", "head", "free cash prize"],
+    ));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 1);
+
+    let mut args = vec!["train", "--method", "features", "--pooling", "attention"];
+    args.extend(data);
+    let out = common::tuna(d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("learned with a finetuned head"),
+        "{err}"
+    );
+}

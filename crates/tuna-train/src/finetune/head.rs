@@ -1,12 +1,17 @@
-//! The new output layer(s) of a classifier: optional hidden layer, then one linear layer.
+//! The new output layer(s) of a classifier: pooling of the token states (a learned attention
+//! score, or a fixed rule), optional hidden layer, then one linear layer.
 
 use candle_core::{Device, Module, Result, Tensor};
 use tuna_core::Rng;
 use tuna_nn::dropout::dropout;
-use tuna_nn::{init, Linear};
+use tuna_nn::pooling::attention_pool;
+use tuna_nn::{init, Linear, Pooling};
 
-/// Pooled vector (B, H) -> logits (B, C).
+/// Token states (B, T, H) -> pooled vector (B, H) -> logits (B, C).
 pub struct Head {
+    pooling: Pooling,
+    /// Attention pooling's score vector (1, H), for [`Pooling::Attention`].
+    attention: Option<Tensor>,
     hidden: Option<Linear>,
     out: Linear,
     dropout: f32,
@@ -17,9 +22,11 @@ pub struct Head {
 
 impl Head {
     /// Weights ~ N(0, 0.02), biases 0 (transformers' initialisation). Decoder heads have no bias.
+    /// Attention pooling's score vector is N(0, 0.02) too: close to the mean at the start.
     #[allow(clippy::too_many_arguments)]
     pub fn init(
         name: &str,
+        pooling: Pooling,
         dim: usize,
         hidden: usize,
         classes: usize,
@@ -40,7 +47,13 @@ impl Head {
         } else {
             (None, layer(dim, classes)?)
         };
+        let attention = pooling
+            .is_learned()
+            .then(|| init::normal((1, dim), 0.02, rng, dev))
+            .transpose()?;
         Ok(Self {
+            pooling,
+            attention,
             hidden,
             out,
             dropout,
@@ -48,7 +61,20 @@ impl Head {
         })
     }
 
-    /// Logits (B, C); dropout before each layer in training.
+    /// The pooling rule.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// One vector (B, H) per sequence of token states (B, T, H); `mask` (B, T) marks real tokens.
+    pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        match &self.attention {
+            Some(w) => attention_pool(hidden, mask, w),
+            None => self.pooling.pool(hidden, mask),
+        }
+    }
+
+    /// Logits (B, C) of pooled vectors (B, H); dropout before each layer in training.
     pub fn forward(&self, pooled: &Tensor) -> Result<Tensor> {
         let mut x = dropout(pooled, self.dropout)?;
         if let Some(h) = &self.hidden {
@@ -57,11 +83,28 @@ impl Head {
         self.out.forward(&x)
     }
 
-    /// Visits `NAME_hidden.*` (if any) and `NAME.*`.
+    /// True for the names of this head's tensors.
+    pub fn owns(&self, tensor: &str) -> bool {
+        is_head_tensor(&self.name, tensor)
+    }
+
+    /// Visits `NAME_pool.weight` and `NAME_hidden.*` (if any), and `NAME.*`.
     pub fn visit(&mut self, f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>) -> Result<()> {
+        if let Some(w) = &mut self.attention {
+            f(&format!("{}_pool.weight", self.name), w)?;
+        }
         if let Some(h) = &mut self.hidden {
             h.visit(&format!("{}_hidden", self.name), f)?;
         }
         self.out.visit(&self.name, f)
     }
+}
+
+/// True when `tensor` belongs to the head named `head`: `HEAD.*`, `HEAD_hidden.*`, `HEAD_pool.*`.
+pub fn is_head_tensor(head: &str, tensor: &str) -> bool {
+    tensor.strip_prefix(head).is_some_and(|rest| {
+        [".", "_hidden.", "_pool."]
+            .iter()
+            .any(|p| rest.starts_with(p))
+    })
 }

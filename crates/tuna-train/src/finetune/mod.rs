@@ -120,11 +120,7 @@ pub fn save_method_files(
     dir: &Path,
     base_model: &Path,
 ) -> Result<()> {
-    let head_prefix = (
-        format!("{}.", tm.head.name),
-        format!("{}_hidden.", tm.head.name),
-    );
-    let is_head = |n: &str| n.starts_with(&head_prefix.0) || n.starts_with(&head_prefix.1);
+    let is_head = |n: &str| tm.head.owns(n);
     let head: HashMap<String, Tensor> = trained
         .iter()
         .filter(|(n, _)| is_head(n))

@@ -3,6 +3,7 @@
 //! sharing the same storage (evaluation, so inference kernels run).
 
 use super::config::MethodKind;
+use super::head::is_head_tensor;
 use super::task_model::TaskModel;
 use candle_core::{Result, Tensor, Var};
 
@@ -23,8 +24,6 @@ pub struct Params {
 pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
     let net = &tm.model.network;
     let blocks = net.num_blocks();
-    let head_prefix = format!("{}.", tm.head.name);
-    let head_hidden = format!("{}_hidden.", tm.head.name);
     let unfrozen: Vec<String> = match (tm.method.kind, tm.method.unfreeze_last) {
         (MethodKind::Head, n) if n > 0 => (blocks.saturating_sub(n)..blocks)
             .map(|i| format!("{}.", net.block_name(i)))
@@ -33,11 +32,11 @@ pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
     };
     let final_norm = net.final_norm_names();
     let kind = tm.method.kind;
+    let head = tm.head.name.clone();
     let unfreeze = tm.method.unfreeze_last > 0;
     let mut names = vec![];
     tm.visit(&mut |name, _| {
-        let take = name.starts_with(&head_prefix)
-            || name.starts_with(&head_hidden)
+        let take = is_head_tensor(&head, name)
             || match kind {
                 MethodKind::Head => {
                     unfrozen.iter().any(|p| name.starts_with(p))

@@ -7,7 +7,7 @@ use super::prefix::{PrefixEncoder, PrefixShape};
 use candle_core::{DType, Result, Tensor};
 use tuna_core::Rng;
 use tuna_models::{Batch, Ctx, Family, Model};
-use tuna_nn::{Activation, LoraDelta, Pooling};
+use tuna_nn::{Activation, LoraDelta};
 
 /// Where a forward pass may start: a method whose first trainable weight is deep in the network
 /// can reuse the frozen part's output, computed once per example.
@@ -45,6 +45,7 @@ impl TaskModel {
         };
         let head = Head::init(
             name,
+            method.pooling,
             h,
             method.head_hidden,
             num_labels,
@@ -187,16 +188,16 @@ impl TaskModel {
     /// Where training can start from cached frozen states.
     pub fn boundary(&self) -> Boundary {
         match (self.method.kind, self.method.unfreeze_last) {
+            // A learned pooling needs every token's final state.
+            (MethodKind::Head, 0) if self.head.pooling().is_learned() => {
+                Boundary::Block(self.model.network.num_blocks())
+            }
             (MethodKind::Head, 0) => Boundary::Pooled,
             (MethodKind::Head, n) => {
                 Boundary::Block(self.model.network.num_blocks().saturating_sub(n))
             }
             _ => Boundary::Input,
         }
-    }
-
-    fn pooling(&self) -> Pooling {
-        self.method.pooling
     }
 
     /// States at `boundary` for a padded batch: (B, T, H) block input, or pooled (B, H).
@@ -210,7 +211,7 @@ impl TaskModel {
             Boundary::Block(n) => net.run_blocks(&x, 0..n, &mut ctx),
             Boundary::Pooled => {
                 let h = net.run_blocks(&x, 0..net.num_blocks(), &mut ctx)?;
-                self.pooling().pool(&net.finish(&h)?, &batch.mask)
+                self.head.pool(&net.finish(&h)?, &batch.mask)
             }
         }
     }
@@ -229,7 +230,7 @@ impl TaskModel {
             Boundary::Block(n) => {
                 let mut ctx = Ctx::with_mask(mask);
                 let h = net.run_blocks(states, n..net.num_blocks(), &mut ctx)?;
-                self.pooling().pool(&net.finish(&h)?, mask)?
+                self.head.pool(&net.finish(&h)?, mask)?
             }
             Boundary::Input => candle_core::bail!("use TaskModel::logits for full forward passes"),
         };
@@ -239,7 +240,7 @@ impl TaskModel {
     /// Logits (B, C) of a padded batch through the whole network.
     pub fn logits(&self, batch: &Batch) -> Result<Tensor> {
         let h = self.hidden(batch)?;
-        self.head.forward(&self.pooling().pool(&h, &batch.mask)?)
+        self.head.forward(&self.head.pool(&h, &batch.mask)?)
     }
 
     /// Final hidden states (B, T, H) of the real input positions (virtual tokens removed).

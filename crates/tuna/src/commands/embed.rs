@@ -33,7 +33,7 @@ impl EmbedCmd {
         let ds = self.read.read_texts(&self.input)?;
         let texts: Vec<String> = ds.examples.into_iter().map(|e| e.text).collect();
         let (model, fp) = self.model.load()?;
-        let opts = self.embed.options(&model);
+        let opts = self.embed.options(&model)?;
         let cache = self.embed.cache();
         let t0 = Instant::now();
         let bar = out.bar();

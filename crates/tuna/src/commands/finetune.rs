@@ -184,7 +184,13 @@ pub fn run_finetune(
     let data = load_task_data(&spec)?;
     out.line(format!("data: {}", data.summary()));
     let (model, fp) = model_args.load()?;
-    let pooling = pooling.unwrap_or(model.info.family.default_pooling());
+    // A frozen backbone's only freedom is how its token states are combined: its head learns
+    // the pooling. Every other method trains the states themselves and pools as the family does.
+    let pooling = pooling.unwrap_or(if kind == MethodKind::Head && args.unfreeze_last == 0 {
+        Pooling::Attention
+    } else {
+        model.info.family.default_pooling()
+    });
     let cfg = args.config(kind, pooling, max_len, spec.seed);
     if cfg.train.epochs == 0 || cfg.train.batch_size == 0 {
         bail!("--epochs and --train-batch must be at least 1");

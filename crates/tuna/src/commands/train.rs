@@ -111,7 +111,7 @@ impl TrainCmd {
             model.info.parameters as f64 / 1e6
         ));
         let cfg = FeatureConfig {
-            embed: self.embed.options(&model),
+            embed: self.embed.options(&model)?,
             classifier: ClassifierConfig {
                 kind: self.classifier,
                 c: self.c,
