@@ -41,10 +41,28 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     pub stop: StopReason,
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from a [`Session`]'s cache (not run again).
+    pub cached_tokens: usize,
     /// Time to run the prompt and pick the first token.
     pub prefill_seconds: f64,
     /// Time for the remaining tokens.
     pub decode_seconds: f64,
+}
+
+/// The key/value cache of a conversation, kept between calls of [`Generator::generate_in`]: a
+/// prompt that starts with the tokens already run (the earlier turns) only runs the rest.
+#[derive(Default)]
+pub struct Session {
+    /// Tokens whose keys and values are in `ctx`'s cache, in order.
+    ids: Vec<u32>,
+    ctx: Option<Ctx>,
+}
+
+impl Session {
+    /// Forgets the cached conversation.
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// A causal LM ready to generate.
@@ -86,7 +104,30 @@ impl<'a> Generator<'a> {
         cfg: &GenerateConfig,
         on_text: &mut dyn FnMut(&str) -> Result<()>,
     ) -> Result<Generation> {
-        let mut out = self.run(&[prompt.to_vec()], cfg, &mut |_, piece| on_text(piece))?;
+        let mut out = self.run(
+            &[prompt.to_vec()],
+            cfg,
+            &mut |_, piece| on_text(piece),
+            None,
+        )?;
+        Ok(out.remove(0))
+    }
+
+    /// As [`Generator::generate`], reusing `session`'s cache for the longest start that
+    /// `prompt` shares with the tokens run before, and leaving the new state there.
+    pub fn generate_in(
+        &self,
+        session: &mut Session,
+        prompt: &[u32],
+        cfg: &GenerateConfig,
+        on_text: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<Generation> {
+        let mut out = self.run(
+            &[prompt.to_vec()],
+            cfg,
+            &mut |_, piece| on_text(piece),
+            Some(session),
+        )?;
         Ok(out.remove(0))
     }
 
@@ -96,7 +137,7 @@ impl<'a> Generator<'a> {
         prompts: &[Vec<u32>],
         cfg: &GenerateConfig,
     ) -> Result<Vec<Generation>> {
-        self.run(prompts, cfg, &mut |_, _| Ok(()))
+        self.run(prompts, cfg, &mut |_, _| Ok(()), None)
     }
 
     fn run(
@@ -104,6 +145,7 @@ impl<'a> Generator<'a> {
         prompts: &[Vec<u32>],
         cfg: &GenerateConfig,
         on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
+        mut session: Option<&mut Session>,
     ) -> Result<Vec<Generation>> {
         cfg.sampling.validate().map_err(Error::Invalid)?;
         if prompts.iter().any(|p| p.is_empty()) {
@@ -131,10 +173,24 @@ impl<'a> Generator<'a> {
             })
             .collect();
 
-        // Prefill: left-padded prompts; positions count real tokens only.
+        // Prefill: left-padded prompts; positions count real tokens only. A session (one
+        // prompt) keeps the cache of the start it shares with what ran before.
         let start = Instant::now();
         let mut ctx = Ctx::with_cache(self.lm.num_layers());
-        let (ids, mut mask) = left_pad(prompts, self.tok.pad_id, &self.device)?;
+        let mut cached = 0;
+        if let Some(s) = session.as_deref_mut() {
+            if let (Some(old), [prompt]) = (s.ctx.take(), prompts) {
+                let shared = s.ids.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+                // At least one token runs, for the next token's logits.
+                cached = shared.min(prompt.len() - 1);
+                ctx = old;
+                if let Some(c) = ctx.cache.as_mut() {
+                    c.truncate(cached)?;
+                }
+            }
+        }
+        let fresh: Vec<Vec<u32>> = prompts.iter().map(|p| p[cached..].to_vec()).collect();
+        let (ids, mut mask) = left_pad(&fresh, self.tok.pad_id, &self.device)?;
         if b > 1 {
             let positions: Vec<u32> = prompts
                 .iter()
@@ -149,6 +205,8 @@ impl<'a> Generator<'a> {
         let mut logits = self.last_logits(&ids, &mut ctx)?;
         let prefill_seconds = start.elapsed().as_secs_f64();
         let decode_start = Instant::now();
+        // Tokens run through the model after the prompt (one row when in a session).
+        let mut fed = Vec::new();
 
         for step in 0..cfg.max_new_tokens {
             let mut next = Vec::with_capacity(b);
@@ -177,6 +235,7 @@ impl<'a> Generator<'a> {
             if rows.iter().all(|r| r.stop.is_some()) || step + 1 == cfg.max_new_tokens {
                 break;
             }
+            fed.push(next[0]);
             let ids = Tensor::from_vec(next, (b, 1), &self.device)?;
             if b > 1 {
                 let pos: Vec<u32> = rows.iter().map(|r| (r.prompt_len + step) as u32).collect();
@@ -188,6 +247,10 @@ impl<'a> Generator<'a> {
             logits = self.last_logits(&ids, &mut ctx)?;
         }
         let decode_seconds = decode_start.elapsed().as_secs_f64();
+        if let Some(s) = session {
+            s.ids = prompts[0].iter().copied().chain(fed).collect();
+            s.ctx = Some(ctx);
+        }
 
         rows.into_iter()
             .enumerate()
@@ -201,6 +264,7 @@ impl<'a> Generator<'a> {
                     tokens: row.tokens,
                     stop: row.stop.unwrap_or(StopReason::MaxTokens),
                     prompt_tokens: row.prompt_len,
+                    cached_tokens: cached,
                     prefill_seconds,
                     decode_seconds,
                 })

@@ -14,7 +14,7 @@ pub mod template;
 
 pub use chat::{stop_token_ids, ChatTemplate, Message};
 pub use demos::{DemoPicker, Selection};
-pub use generate::{GenerateConfig, Generation, Generator, StopReason};
+pub use generate::{GenerateConfig, Generation, Generator, Session, StopReason};
 pub use icl::{IclClassifier, IclPrediction, IclSettings, Pool};
 pub use sampling::{Sampler, Sampling};
 pub use score::{Candidate, LogLikelihood, Scorer};

@@ -1,11 +1,11 @@
 //! Generation and scoring on a tiny random Llama written in-process: the cached decode equals a
-//! full forward pass, a batch equals its prompts run alone, and scores equal log-softmax of the
-//! full logits.
+//! full forward pass, a batch equals its prompts run alone, a conversation's session cache gives
+//! what a fresh run gives, and scores equal log-softmax of the full logits.
 
 use candle_core::{Device, IndexOp, Tensor, D};
 use tuna_lm::{
     Candidate, DemoPicker, GenerateConfig, Generator, IclClassifier, IclSettings, Pool,
-    PromptTemplate, Sampling, Scorer, Selection,
+    PromptTemplate, Sampling, Scorer, Selection, Session,
 };
 use tuna_models::{load_model, Ctx, Model, Network};
 
@@ -93,6 +93,47 @@ fn greedy_generation_follows_argmax_of_full_forward() {
         assert_eq!(last.to_scalar::<u32>().unwrap(), tok);
         seq.push(tok);
     }
+}
+
+#[test]
+fn a_session_reuses_earlier_turns_and_generates_what_a_fresh_run_does() {
+    let (_d, m) = tiny();
+    let g = Generator::new(&m).unwrap();
+    let c = cfg(5, 0.0);
+    let mut session = Session::default();
+    let turn1 = vec![1u32, 7, 9, 12];
+    let a = g
+        .generate_in(&mut session, &turn1, &c, &mut |_| Ok(()))
+        .unwrap();
+    assert_eq!(a.cached_tokens, 0);
+    // The next prompt repeats the first turn and its answer, then adds a new message.
+    let mut turn2 = turn1.clone();
+    turn2.extend(&a.tokens);
+    turn2.extend([30, 5]);
+    let b = g
+        .generate_in(&mut session, &turn2, &c, &mut |_| Ok(()))
+        .unwrap();
+    // Every token run before is reused: the prompt and all but the last answer token (the
+    // last was sampled, never run).
+    assert_eq!(b.cached_tokens, turn1.len() + a.tokens.len() - 1);
+    let fresh = g.generate(&turn2, &c, &mut |_| Ok(())).unwrap();
+    assert_eq!(b.tokens, fresh.tokens);
+    // A prompt that departs from the conversation early keeps only the shared start.
+    let other = vec![1u32, 7, 3, 3];
+    let d = g
+        .generate_in(&mut session, &other, &c, &mut |_| Ok(()))
+        .unwrap();
+    assert_eq!(d.cached_tokens, 2);
+    assert_eq!(
+        d.tokens,
+        g.generate(&other, &c, &mut |_| Ok(())).unwrap().tokens
+    );
+    // The same prompt again runs only its last token.
+    let e = g
+        .generate_in(&mut session, &other, &c, &mut |_| Ok(()))
+        .unwrap();
+    assert_eq!(e.cached_tokens, other.len() - 1);
+    assert_eq!(e.tokens, d.tokens);
 }
 
 #[test]

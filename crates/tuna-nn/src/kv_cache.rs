@@ -44,6 +44,16 @@ impl KvCache {
         Ok((k, v))
     }
 
+    /// Forgets every position from `len` on (a conversation that changed after them).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let keep = len.min(k.dim(2)?);
+            *k = k.narrow(2, 0, keep)?;
+            *v = v.narrow(2, 0, keep)?;
+        }
+        Ok(())
+    }
+
     /// Keeps only the rows `rows` of the batch (finished sequences leave a batched decode).
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
         for (k, v) in self.layers.iter_mut().flatten() {
@@ -73,6 +83,10 @@ mod tests {
         assert_eq!(k.narrow(2, 3, 1)?.sum_all()?.to_scalar::<f32>()?, 4.0);
         assert_eq!(c.len()?, 4);
         assert!(c.append(2, &b, &b).is_err());
+        c.truncate(3)?;
+        assert_eq!(c.len()?, 3);
+        let (k, _) = c.append(1, &b, &b)?;
+        assert_eq!(k.narrow(2, 0, 3)?.sum_all()?.to_scalar::<f32>()?, 0.0);
         Ok(())
     }
 }

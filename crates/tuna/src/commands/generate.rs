@@ -8,7 +8,7 @@ use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use tuna_lm::{
-    stop_token_ids, ChatTemplate, GenerateConfig, Generation, Generator, Message, Sampling,
+    stop_token_ids, ChatTemplate, GenerateConfig, Generation, Generator, Message, Sampling, Session,
 };
 
 /// How tokens are chosen and when generation stops.
@@ -225,6 +225,7 @@ impl ChatCmd {
             .map(|s| Message::new("system", s))
             .collect();
         let keep = history.len();
+        let mut session = Session::default();
         if tty && !out.quiet {
             eprintln!(
                 "chat with {} (/reset clears the conversation, /exit or Ctrl-D ends it)",
@@ -245,6 +246,7 @@ impl ChatCmd {
                 "/exit" | "/quit" => break,
                 "/reset" => {
                     history.truncate(keep);
+                    session.clear();
                     continue;
                 }
                 _ => {}
@@ -260,12 +262,19 @@ impl ChatCmd {
                     .tokenizer()
                     .encode_raw(&template.render(&history, true)?)?;
             }
-            let g = gen.generate(&ids, &cfg, &mut show)?;
+            // Earlier turns are usually still in the session's cache: only the new ones run.
+            let g = gen.generate_in(&mut session, &ids, &cfg, &mut show)?;
             println!();
             if out.json {
                 println!(
                     "{}",
-                    json!({"user": line.trim(), "assistant": g.text, "tokens": g.tokens.len()})
+                    json!({
+                        "user": line.trim(),
+                        "assistant": g.text,
+                        "tokens": g.tokens.len(),
+                        "prompt_tokens": g.prompt_tokens,
+                        "cached_tokens": g.cached_tokens,
+                    })
                 );
             }
             history.push(Message::new("assistant", g.text.trim()));
