@@ -20,6 +20,7 @@ pub mod ops;
 pub mod pooling;
 pub mod rms_norm;
 pub mod rotary;
+pub mod row_split;
 pub mod train_kernels;
 
 pub use activation::Activation;

@@ -1,8 +1,8 @@
 //! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`,
 //! with an optional LoRA update.
 
-use crate::frozen_linear;
 use crate::lora::LoraDelta;
+use crate::{frozen_linear, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -78,6 +78,12 @@ impl Linear {
         let (lead, x2) = flatten_rows(x)?;
         let mut y = if frozen_linear::applies(&x2, &self.weight, self.bias.as_ref()) {
             frozen_linear::frozen_linear(&x2, &self.weight, self.bias.as_ref())?
+        } else if row_split::applies(&x2, &self.weight) {
+            let y = row_split::row_split_matmul(&x2, &self.weight)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            }
         } else {
             let y = x2.matmul(&self.weight.t()?)?;
             match &self.bias {
