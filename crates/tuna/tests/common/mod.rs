@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `tuna args` in `dir` with its own cache and one thread.
+#[allow(dead_code)]
 pub fn tuna(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tuna"))
         .args(args)
@@ -15,6 +16,7 @@ pub fn tuna(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The last line of stdout, parsed as JSON (the `--json` result).
+#[allow(dead_code)]
 pub fn last_json(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
