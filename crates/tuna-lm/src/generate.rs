@@ -104,13 +104,7 @@ impl<'a> Generator<'a> {
         cfg: &GenerateConfig,
         on_text: &mut dyn FnMut(&str) -> Result<()>,
     ) -> Result<Generation> {
-        let mut out = self.run(
-            &[prompt.to_vec()],
-            cfg,
-            &mut |_, piece| on_text(piece),
-            None,
-        )?;
-        Ok(out.remove(0))
+        self.one(prompt, cfg, on_text, None)
     }
 
     /// As [`Generator::generate`], reusing `session`'s cache for the longest start that
@@ -122,12 +116,17 @@ impl<'a> Generator<'a> {
         cfg: &GenerateConfig,
         on_text: &mut dyn FnMut(&str) -> Result<()>,
     ) -> Result<Generation> {
-        let mut out = self.run(
-            &[prompt.to_vec()],
-            cfg,
-            &mut |_, piece| on_text(piece),
-            Some(session),
-        )?;
+        self.one(prompt, cfg, on_text, Some(session))
+    }
+
+    fn one(
+        &self,
+        prompt: &[u32],
+        cfg: &GenerateConfig,
+        on_text: &mut dyn FnMut(&str) -> Result<()>,
+        session: Option<&mut Session>,
+    ) -> Result<Generation> {
+        let mut out = self.run(&[prompt.to_vec()], cfg, &mut |_, p| on_text(p), session)?;
         Ok(out.remove(0))
     }
 
