@@ -78,14 +78,12 @@ impl Linear {
         let (lead, x2) = flatten_rows(x)?;
         let mut y = if frozen_linear::applies(&x2, &self.weight, self.bias.as_ref()) {
             frozen_linear::frozen_linear(&x2, &self.weight, self.bias.as_ref())?
-        } else if row_split::applies(&x2, &self.weight) {
-            let y = row_split::row_split_matmul(&x2, &self.weight)?;
-            match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            }
         } else {
-            let y = x2.matmul(&self.weight.t()?)?;
+            let y = if row_split::applies(&x2, &self.weight) {
+                row_split::row_split_matmul(&x2, &self.weight)?
+            } else {
+                x2.matmul(&self.weight.t()?)?
+            };
             match &self.bias {
                 Some(b) => y.broadcast_add(b)?,
                 None => y,

@@ -84,8 +84,8 @@ impl Pooling {
 /// With `w` = 0 this is the mean over the real tokens.
 pub fn attention_pool(hidden: &Tensor, mask: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (_, _, h) = hidden.dims3()?;
-    let scores = hidden.broadcast_mul(&w.reshape((1, 1, h))?)?.sum(2)?; // (B, T)
-                                                                        // Padding gets -1e9 before the softmax: exp underflows to exactly 0.
+    // Scores (B, T); padding gets -1e9 before the softmax, where exp underflows to exactly 0.
+    let scores = hidden.broadcast_mul(&w.reshape((1, 1, h))?)?.sum(2)?;
     let pad = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?;
     let weights = candle_nn::ops::softmax(&(scores + pad)?, D::Minus1)?; // (B, T)
     weights

@@ -11,7 +11,8 @@ use rayon::prelude::*;
 /// Weights with fewer rows than this stay on one thread.
 const MIN_ROWS: usize = 256;
 
-/// True when `x W^T` should be split: one f32 row on the CPU, no gradients, several threads.
+/// True when `x W^T` should be split: one input row on the CPU, a weight of at least
+/// `MIN_ROWS` rows, no gradients, several threads.
 pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
     x.dims().len() == 2
         && x.dim(0).is_ok_and(|m| m == 1)
@@ -25,8 +26,7 @@ pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
 /// `x` (1, K) times `weight` (N, K) transposed: (1, N), one band of rows per thread.
 pub fn row_split_matmul(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let n = weight.dim(0)?;
-    let threads = rayon::current_num_threads().max(1);
-    let band = n.div_ceil(threads);
+    let band = n.div_ceil(rayon::current_num_threads());
     let parts = (0..n.div_ceil(band))
         .into_par_iter()
         .map(|i| {
