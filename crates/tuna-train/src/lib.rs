@@ -10,6 +10,7 @@ pub mod embedder;
 pub mod error;
 pub mod features;
 pub mod finetune;
+pub mod optimize;
 pub mod predict;
 pub mod progress;
 pub mod run;

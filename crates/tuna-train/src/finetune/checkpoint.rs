@@ -3,36 +3,14 @@
 //! kill at any moment leaves the last complete checkpoint.
 
 use super::adamw::AdamW;
-use super::history::HistoryRow;
 use super::params::Params;
 use crate::Result;
 use candle_core::{Device, Tensor};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tuna_core::fsutil;
-
-/// Where the training loop stands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoopState {
-    /// Epoch in progress (0-based).
-    pub epoch: usize,
-    /// Next batch of that epoch.
-    pub next_batch: usize,
-    /// Optimiser steps done.
-    pub step: usize,
-    pub best_val: f64,
-    pub best_epoch: Option<usize>,
-    /// Epochs since the best one.
-    pub bad_epochs: usize,
-    pub history: Vec<HistoryRow>,
-    /// Training seconds before this checkpoint (so a resumed run reports its total).
-    pub seconds: f64,
-    /// The run's method and training settings as JSON; a resume must match.
-    pub settings: String,
-    pub done: bool,
-}
 
 fn err(path: &Path, e: impl std::fmt::Display) -> crate::Error {
     tuna_core::Error::bad_file(path, e.to_string()).into()

@@ -1,9 +1,11 @@
 //! Finetuning methods for classification: a new head on a frozen backbone (optionally with its
 //! last blocks), all weights, LoRA, bottleneck adapters, prefix tuning and soft prompts, all
-//! trained by one [`trainer::Trainer`] and saved in a run directory (adapters in PEFT's layout).
+//! trained by [`trainer::Trainer`] on the one loop of [`crate::optimize`] and saved in a run
+//! directory (adapters in PEFT's layout).
 
 pub mod adamw;
 pub mod checkpoint;
+pub mod classify;
 pub mod config;
 pub mod head;
 pub mod history;

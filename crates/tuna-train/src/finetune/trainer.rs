@@ -1,22 +1,23 @@
-//! The training loop shared by every finetuning method: seeded shuffling, gradient
-//! accumulation, clipping, AdamW with warmup and decay, evaluation on the validation part each
-//! epoch, the best epoch kept, early stopping, checkpoints and resume.
+//! Classification training of every finetuning method: the frozen states computed once, the
+//! [`Classify`] stage run by the one loop ([`crate::optimize`]: seeded shuffling, gradient
+//! accumulation, clipping, AdamW with warmup and decay, evaluation each epoch, the best epoch
+//! kept, early stopping, checkpoints and resume), then the scores of the best epoch.
 
-use super::adamw::{clip_grad_norm, AdamW};
-use super::checkpoint::{self, LoopState};
-use super::config::{lr_at, TrainConfig};
+use super::classify::{by_length, probabilities_of, score, Classify, EVAL_BATCH};
+use super::config::TrainConfig;
 use super::history::HistoryRow;
 use super::params::Params;
-use super::task_model::{probabilities, Boundary, TaskModel};
+use super::task_model::{Boundary, TaskModel};
+use crate::optimize::{self, Checkpoints, Optimizer};
 use crate::progress::Progress;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use std::path::PathBuf;
 use std::time::Instant;
-use tuna_core::Rng;
-use tuna_data::{evaluate, LabelMap, Metrics};
+use tuna_data::{LabelMap, Metrics};
 use tuna_models::tokenizer::pad_batch;
-use tuna_nn::dropout::TrainScope;
+
+pub use super::classify::argmax;
 
 /// One labelled example, tokenised.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ pub struct Example {
 /// starts past the input.
 pub struct PartData {
     pub examples: Vec<Example>,
-    states: Option<Vec<Tensor>>,
+    pub(crate) states: Option<Vec<Tensor>>,
 }
 
 impl PartData {
@@ -40,7 +41,7 @@ impl PartData {
         }
     }
 
-    fn labels(&self) -> Vec<usize> {
+    pub(crate) fn labels(&self) -> Vec<usize> {
         self.examples.iter().map(|e| e.label).collect()
     }
 }
@@ -77,8 +78,6 @@ pub struct Trainer<'a> {
     pub progress: &'a dyn Progress,
 }
 
-const EVAL_BATCH: usize = 64;
-
 impl Trainer<'_> {
     /// Trains on `train`, selecting the epoch by accuracy on `val`, and scores `test` with it.
     pub fn run(
@@ -110,230 +109,47 @@ impl Trainer<'_> {
         if cfg.max_steps > 0 {
             total = total.min(cfg.max_steps);
         }
-        let mut opt = AdamW::new(&self.params.list)?;
-        let mut st = LoopState {
-            epoch: 0,
-            next_batch: 0,
-            step: 0,
-            best_val: f64::NEG_INFINITY,
-            best_epoch: None,
-            bad_epochs: 0,
-            history: vec![],
-            seconds: 0.0,
-            settings: self.settings.clone(),
-            done: false,
+        let params = std::mem::replace(&mut self.params, Params { list: vec![] });
+        let mut opt = Optimizer::new(params, cfg, total)?;
+        let mut stage = Classify {
+            train,
+            val,
+            labels,
+            boundary,
         };
-        let mut best: Option<Vec<Tensor>> = None;
-        let mut resumed_at = None;
-        if self.resume {
-            let found = self.checkpoint_dir.as_deref().and_then(checkpoint::find);
-            let Some(dir) = found else {
-                return Err(Error::Invalid(
-                    "--resume: no checkpoint to resume from".into(),
-                ));
-            };
-            let (s, b): (LoopState, _) =
-                checkpoint::load(&dir, &self.params, &mut opt, &self.tm.model.device)?;
-            if s.settings != self.settings {
-                return Err(Error::Invalid(format!(
-                    "--resume: the checkpoint in {} was made with other settings; rerun with the same command line",
-                    dir.display()
-                )));
-            }
-            tracing::info!(step = s.step, epoch = s.epoch, "resuming");
-            resumed_at = Some(s.step);
-            st = s;
-            best = b;
-        }
-        let t0 = Instant::now();
-        let base_seconds = st.seconds;
-        let mut step_times = vec![];
-        let mut stopped_early = false;
-        self.progress.start("training", total as u64);
-        self.progress.advance(st.step as u64);
-        'epochs: while st.epoch < cfg.epochs && !st.done {
-            let order = epoch_order(train.examples.len(), cfg.seed, st.epoch);
-            let batches: Vec<&[usize]> = order.chunks(cfg.batch_size).collect();
-            let mut grads: Option<Vec<Tensor>> = None;
-            let mut losses = vec![];
-            let mut t_step = Instant::now();
-            let mut seen = 0usize;
-            let t_epoch = Instant::now();
-            while st.next_batch < batches.len() {
-                let j = st.next_batch;
-                let idx = batches[j];
-                let loss = {
-                    let _scope = TrainScope::new(mix(cfg.seed, st.epoch, j));
-                    let logits = self.logits(train, idx, boundary)?;
-                    let gold: Vec<u32> = idx
-                        .iter()
-                        .map(|&i| train.examples[i].label as u32)
-                        .collect();
-                    let gold = Tensor::new(gold.as_slice(), logits.device())?;
-                    candle_nn::loss::cross_entropy(&logits, &gold)?
-                };
-                losses.push(loss.to_scalar::<f32>()? as f64);
-                let scaled = (loss / cfg.grad_accum.max(1) as f64)?;
-                let g = scaled.backward()?;
-                let fresh: Vec<Tensor> = self
-                    .params
-                    .list
-                    .iter()
-                    .map(|p| match g.get(&p.var) {
-                        Some(t) => Ok(t.clone()),
-                        None => p.var.as_tensor().zeros_like(),
-                    })
-                    .collect::<candle_core::Result<_>>()?;
-                grads = Some(match grads.take() {
-                    None => fresh,
-                    Some(acc) => acc
-                        .iter()
-                        .zip(&fresh)
-                        .map(|(a, b)| a + b)
-                        .collect::<candle_core::Result<_>>()?,
-                });
-                seen += idx.len();
-                st.next_batch += 1;
-                let last = st.next_batch == batches.len();
-                if st.next_batch % cfg.grad_accum.max(1) != 0 && !last {
-                    continue;
-                }
-                let mut g = grads.take().unwrap_or_default();
-                clip_grad_norm(&mut g, cfg.clip)?;
-                let lr = lr_at(&cfg, st.step, total);
-                opt.step(&self.params.list, &g, lr, cfg.weight_decay)?;
-                st.step += 1;
-                let mean = losses.iter().sum::<f64>() / losses.len() as f64;
-                losses.clear();
-                st.history.push(HistoryRow {
-                    step: st.step,
-                    epoch: st.epoch as f64 + st.next_batch as f64 / batches.len() as f64,
-                    lr,
-                    loss: Some(mean),
-                    val_accuracy: None,
-                    val_loss: None,
-                });
-                step_times.push(t_step.elapsed().as_secs_f64());
-                t_step = Instant::now();
-                self.progress.advance(1);
-                self.progress.message(&format!(
-                    "epoch {} loss {mean:.4} lr {lr:.2e} {:.1} ex/s",
-                    st.epoch + 1,
-                    seen as f64 / t_epoch.elapsed().as_secs_f64().max(1e-9)
-                ));
-                let budget_hit = cfg.max_steps > 0 && st.step >= cfg.max_steps;
-                if cfg.checkpoint_every > 0
-                    && st.step % cfg.checkpoint_every == 0
-                    && !last
-                    && !budget_hit
-                {
-                    st.seconds = base_seconds + t0.elapsed().as_secs_f64();
-                    self.save_checkpoint(&st, &opt, best.as_deref())?;
-                }
-                if budget_hit {
-                    st.done = true;
-                    break;
-                }
-            }
-            // End of epoch (or of the step budget): evaluate and keep the best.
-            let (acc, vloss) = self.score(val, boundary, labels)?;
-            st.history.push(HistoryRow {
-                step: st.step,
-                epoch: st.epoch as f64 + st.next_batch as f64 / batches.len() as f64,
-                lr: lr_at(&cfg, st.step.saturating_sub(1), total),
-                loss: None,
-                val_accuracy: Some(acc.accuracy),
-                val_loss: Some(vloss),
-            });
-            tracing::info!(
-                epoch = st.epoch + 1,
-                val_accuracy = acc.accuracy,
-                val_loss = vloss,
-                "epoch done"
-            );
-            if acc.accuracy > st.best_val {
-                st.best_val = acc.accuracy;
-                st.best_epoch = Some(st.epoch);
-                st.bad_epochs = 0;
-                best = Some(self.params.snapshot()?);
-            } else {
-                st.bad_epochs += 1;
-            }
-            st.epoch += 1;
-            st.next_batch = 0;
-            if cfg.patience > 0 && st.bad_epochs >= cfg.patience {
-                stopped_early = st.epoch < cfg.epochs;
-                st.done = true;
-            }
-            st.seconds = base_seconds + t0.elapsed().as_secs_f64();
-            self.save_checkpoint(&st, &opt, best.as_deref())?;
-            if st.done {
-                break 'epochs;
-            }
-        }
-        self.progress.finish();
-        if let Some(b) = &best {
-            self.params.restore(b)?;
-        }
-        let (val_m, _) = self.score(val, boundary, labels)?;
+        let ck = Checkpoints {
+            dir: self.checkpoint_dir.as_deref(),
+            settings: &self.settings,
+            resume: self.resume,
+        };
+        let out = optimize::run(
+            self.tm,
+            &mut opt,
+            &mut stage,
+            train.examples.len(),
+            &ck,
+            self.progress,
+        );
+        self.params = opt.params;
+        let out = out?;
+        // The best epoch's values are installed (detached): score the parts with them.
+        let (val_m, _) = score(self.tm, val, boundary, labels)?;
         let test_m = match test {
-            Some(t) => Some(self.score(t, boundary, labels)?.0),
+            Some(t) => Some(score(self.tm, t, boundary, labels)?.0),
             None => None,
         };
-        step_times.sort_by(f64::total_cmp);
+        self.params.install(self.tm, true)?;
         Ok(TrainOutcome {
             val: val_m,
             test: test_m,
-            best_epoch: st.best_epoch,
-            steps: st.step,
-            history: st.history,
-            train_seconds: base_seconds + t0.elapsed().as_secs_f64(),
+            best_epoch: out.state.best_epoch,
+            steps: out.state.step,
+            history: out.state.history,
+            train_seconds: out.state.seconds,
             cache_seconds,
-            stopped_early,
-            resumed_at,
-            step_seconds: step_times.get(step_times.len() / 2).copied().unwrap_or(0.0),
-        })
-    }
-
-    fn save_checkpoint(&self, st: &LoopState, opt: &AdamW, best: Option<&[Tensor]>) -> Result<()> {
-        if let Some(dir) = &self.checkpoint_dir {
-            checkpoint::save(dir, st, &self.params, opt, best)?;
-        }
-        Ok(())
-    }
-
-    /// Logits of the examples `idx` of `part`.
-    fn logits(&self, part: &PartData, idx: &[usize], boundary: Boundary) -> Result<Tensor> {
-        let seqs: Vec<&[u32]> = idx
-            .iter()
-            .map(|&i| part.examples[i].ids.as_slice())
-            .collect();
-        let batch = pad_batch(&seqs, self.tm.model.tokenizer.pad_id, &self.tm.model.device)?;
-        Ok(match (boundary, &part.states) {
-            (Boundary::Input, _) | (_, None) => self.tm.logits(&batch)?,
-            (Boundary::Pooled, Some(states)) => {
-                let rows: Vec<&Tensor> = idx.iter().map(|&i| &states[i]).collect();
-                self.tm
-                    .logits_from(&Tensor::stack(&rows, 0)?, &batch.mask, boundary)?
-            }
-            (Boundary::Block(_), Some(states)) => {
-                let t = batch.ids.dim(1)?;
-                let rows = idx
-                    .iter()
-                    .map(|&i| {
-                        let s = &states[i];
-                        let (len, h) = s.dims2()?;
-                        if len == t {
-                            Ok(s.clone())
-                        } else {
-                            let pad = Tensor::zeros((t - len, h), s.dtype(), s.device())?;
-                            Tensor::cat(&[s, &pad], 0)
-                        }
-                    })
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                self.tm
-                    .logits_from(&Tensor::stack(&rows, 0)?, &batch.mask, boundary)?
-            }
+            stopped_early: out.stopped_early,
+            resumed_at: out.resumed_at,
+            step_seconds: out.step_seconds,
         })
     }
 
@@ -373,64 +189,8 @@ impl Trainer<'_> {
     /// Class probabilities of every example of `part`, with the current weights (no graph).
     pub fn predict(&mut self, part: &PartData, boundary: Boundary) -> Result<Vec<Vec<f32>>> {
         self.params.install(self.tm, false)?;
-        let mut out = vec![vec![]; part.examples.len()];
-        let res = (|| -> Result<()> {
-            for idx in by_length(&part.examples).chunks(EVAL_BATCH) {
-                let probs = probabilities(&self.logits(part, idx, boundary)?)?;
-                for (k, &i) in idx.iter().enumerate() {
-                    out[i] = probs[k].clone();
-                }
-            }
-            Ok(())
-        })();
+        let res = probabilities_of(self.tm, part, boundary);
         self.params.install(self.tm, true)?;
-        res.map(|_| out)
+        res
     }
-
-    /// Metrics and mean cross-entropy on `part`.
-    fn score(
-        &mut self,
-        part: &PartData,
-        boundary: Boundary,
-        labels: &LabelMap,
-    ) -> Result<(Metrics, f64)> {
-        let probs = self.predict(part, boundary)?;
-        let gold = part.labels();
-        let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
-        let loss = probs
-            .iter()
-            .zip(&gold)
-            .map(|(p, &g)| -(p[g].max(1e-12) as f64).ln())
-            .sum::<f64>()
-            / gold.len().max(1) as f64;
-        Ok((evaluate(&gold, &pred, labels), loss))
-    }
-}
-
-/// Index of the largest value.
-pub fn argmax(p: &[f32]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
-}
-
-/// Example indices sorted by length (less padding per batch), ties by index.
-fn by_length(ex: &[Example]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..ex.len()).collect();
-    idx.sort_by_key(|&i| (ex[i].ids.len(), i));
-    idx
-}
-
-/// The shuffled order of epoch `epoch`, a function of the seed and the epoch only.
-fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    Rng::new(mix(seed, epoch, usize::MAX)).shuffle(&mut idx);
-    idx
-}
-
-/// A seed for (run seed, epoch, batch).
-fn mix(seed: u64, epoch: usize, batch: usize) -> u64 {
-    let mut r = Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    r.next_u64() ^ (batch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
