@@ -7,7 +7,7 @@
 use crate::format::{FormatKind, Formatter, Seq};
 use crate::log::{self, LogRow};
 use crate::logprobs::response_logprobs;
-use crate::optim::{checkpoint_dir, mix, trainable, LoopState, Optimizer};
+use crate::optim::{checkpoint_dir, trainable, LoopState, Optimizer};
 use crate::records::{split_indices, Prompt};
 use crate::reward::RewardModel;
 use crate::sft::save_language_model;
@@ -20,6 +20,7 @@ use tuna_core::Rng;
 use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling, StopReason};
 use tuna_models::Model;
 use tuna_train::finetune::{peft, MethodConfig, MethodKind, TaskModel, TrainConfig, HEAD_FILE};
+use tuna_train::optimize::seed::mix;
 use tuna_train::{Error, Progress, Result};
 
 /// Everything that defines a PPO run.
@@ -224,6 +225,56 @@ fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
+/// What stays fixed over a PPO run.
+struct Ppo<'a> {
+    cfg: &'a PpoConfig,
+    rm: &'a RewardModel,
+    fmt: Formatter,
+    prompts: &'a [Prompt],
+    train_idx: Vec<usize>,
+    eval_set: Vec<&'a Prompt>,
+    /// End-of-turn tokens appended to a response that stopped there.
+    end: Vec<u32>,
+}
+
+/// One iteration's rollouts, with what the update needs (computed without a graph).
+struct Rollouts {
+    rolls: Vec<Rollout>,
+    scores: Vec<f32>,
+    /// Per response token: the policy's log-probs and values, the reference's log-probs.
+    old_logp: Vec<f32>,
+    old_v: Vec<f32>,
+    ref_logp: Vec<f32>,
+    /// Response tokens of each rollout.
+    counts: Vec<usize>,
+}
+
+/// Per-token normalised advantages and returns, each rollout's summed KL, and where each
+/// rollout's tokens start.
+struct Advantages {
+    adv: Vec<f32>,
+    ret: Vec<f32>,
+    kls: Vec<f32>,
+    starts: Vec<usize>,
+}
+
+/// Sums over an iteration's optimiser steps.
+#[derive(Default)]
+struct UpdateStats {
+    policy_loss: f64,
+    value_loss: f64,
+    clip_fraction: f64,
+    approx_kl: f64,
+    entropy: f64,
+    lr: f64,
+    steps: usize,
+}
+
+/// Optimiser steps of one iteration.
+fn steps_per_iteration(cfg: &PpoConfig) -> usize {
+    cfg.ppo_epochs * cfg.rollouts.div_ceil(cfg.minibatch)
+}
+
 /// Trains the policy on `prompts` against `rm` and writes it into `run`.
 #[allow(clippy::too_many_arguments)]
 pub fn ppo(
@@ -248,268 +299,356 @@ pub fn ppo(
     model.causal_lm()?;
     let source = model.info.source.clone();
     let mut tm = TaskModel::build(model, cfg.method.clone(), 1, cfg.train.seed)?;
-    let fmt = Formatter::new(cfg.format, &tm.model.tokenizer, cfg.train.max_len)?;
-    let any = prompts
-        .first()
-        .ok_or_else(|| Error::Invalid("no prompts".into()))?;
-    let end = tm
-        .model
-        .tokenizer
-        .encode_raw(&fmt.completion_text(any, "")?)?;
-    let (train_idx, held_idx) = split_indices(prompts.len(), cfg.held_out, cfg.train.seed);
-    let eval_set: Vec<&Prompt> = held_idx
-        .iter()
-        .take(cfg.eval_prompts)
-        .map(|&i| &prompts[i])
-        .collect();
+    let ctx = Ppo::new(&tm, rm, prompts, cfg)?;
     let names = trainable(&mut tm, true)?;
-    let per_iter = cfg.ppo_epochs * cfg.rollouts.div_ceil(cfg.minibatch);
-    let mut opt = Optimizer::new(
-        &mut tm,
-        &names,
-        cfg.train.clone(),
-        cfg.iterations * per_iter,
-    )?;
+    let total = cfg.iterations * steps_per_iteration(cfg);
+    let mut opt = Optimizer::for_names(&mut tm, &names, cfg.train.clone(), total)?;
     let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let ck = checkpoint_dir(run);
     let mut st = if resume {
-        opt.resume(&ck, &settings)?
+        resume_state(&mut opt, &ck, &settings)?
     } else {
-        LoopState {
-            settings,
-            ..LoopState::default()
-        }
+        LoopState::new(&settings)
     };
     let mut before = None;
-    if st.log.is_empty() {
+    if st.history.is_empty() {
         progress.start("evaluating the starting model", 0);
-        opt.install(&mut tm, false)?;
-        let Evaluation {
-            reward: r,
-            kl,
-            scored,
-        } = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
-        write_eval(&run.join("eval_before.jsonl"), &eval_set, &scored)?;
-        let mut row = LogRow::new(0);
-        row.set("eval_reward", r).set("eval_kl", kl);
-        st.log.push(row);
-        before = Some(r);
+        before = Some(ctx.evaluate(&mut tm, &opt, &mut st, Some(run))?);
         progress.finish();
     }
     progress.start("PPO", cfg.iterations as u64);
-    progress.advance(st.step as u64);
-    let mut t0 = Instant::now();
-    while st.step < cfg.iterations {
-        let it = st.step;
-        // Prompts: a seeded pass over the training prompts, a new order each pass (the order
-        // of a pass is drawn once, not once per rollout).
-        let per_pass = train_idx.len().max(1);
+    progress.advance(st.epoch as u64);
+    let (t0, base_seconds) = (Instant::now(), st.seconds);
+    while st.epoch < cfg.iterations {
+        ctx.iteration(&mut tm, &mut opt, &mut st, progress)?;
+        st.seconds = base_seconds + t0.elapsed().as_secs_f64();
+        let every = cfg.train.checkpoint_every;
+        if st.epoch == cfg.iterations || (every > 0 && st.epoch % every == 0) {
+            opt.save(&ck, &st, None)?;
+        }
+    }
+    progress.finish();
+    let report = ctx.finish(&mut tm, &opt, &mut st, before, run, &source)?;
+    Ok((tm, report))
+}
+
+/// The loop state of the checkpoint in `ck`. Checkpoints of the earlier PPO loop counted
+/// iterations as `step` (and had no epoch): those become iterations done, and the step is the
+/// optimiser's count.
+fn resume_state(opt: &mut Optimizer, ck: &Path, settings: &str) -> Result<LoopState> {
+    let (mut st, _): (LoopState, _) = opt.resume(ck, settings)?;
+    if st.epoch == 0 && st.step > 0 {
+        st.epoch = st.step;
+        st.step = opt.steps();
+    }
+    Ok(st)
+}
+
+impl<'a> Ppo<'a> {
+    fn new(
+        tm: &TaskModel,
+        rm: &'a RewardModel,
+        prompts: &'a [Prompt],
+        cfg: &'a PpoConfig,
+    ) -> Result<Self> {
+        let fmt = Formatter::new(cfg.format, &tm.model.tokenizer, cfg.train.max_len)?;
+        let any = prompts
+            .first()
+            .ok_or_else(|| Error::Invalid("no prompts".into()))?;
+        let end = tm
+            .model
+            .tokenizer
+            .encode_raw(&fmt.completion_text(any, "")?)?;
+        let (train_idx, held_idx) = split_indices(prompts.len(), cfg.held_out, cfg.train.seed);
+        let eval_set: Vec<&Prompt> = held_idx
+            .iter()
+            .take(cfg.eval_prompts)
+            .map(|&i| &prompts[i])
+            .collect();
+        Ok(Self {
+            cfg,
+            rm,
+            fmt,
+            prompts,
+            train_idx,
+            eval_set,
+            end,
+        })
+    }
+
+    /// Evaluates the policy on the held-out prompts and adds the row to the curves; with `run`,
+    /// writes the responses to `eval_before.jsonl` there. Returns the mean reward.
+    fn evaluate(
+        &self,
+        tm: &mut TaskModel,
+        opt: &Optimizer,
+        st: &mut LoopState,
+        run: Option<&Path>,
+    ) -> Result<f64> {
+        opt.install(tm, false)?;
+        let e = evaluate(tm, &self.fmt, self.rm, &self.eval_set, self.cfg, &self.end)?;
+        if let Some(run) = run {
+            write_eval(&run.join("eval_before.jsonl"), &self.eval_set, &e.scored)?;
+        }
+        let mut row = LogRow::new(st.epoch);
+        row.set("eval_reward", e.reward).set("eval_kl", e.kl);
+        st.history.push(row);
+        Ok(e.reward)
+    }
+
+    /// One rollout-and-update iteration, its row of the curves and, when due, an evaluation.
+    fn iteration(
+        &self,
+        tm: &mut TaskModel,
+        opt: &mut Optimizer,
+        st: &mut LoopState,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let it = st.epoch;
+        let r = self.rollout(tm, opt, it)?;
+        let a = advantages(self.cfg, &r);
+        let u = self.update(tm, opt, &r, &a, it)?;
+        st.epoch += 1;
+        st.step = opt.steps();
+        let k = u.steps.max(1) as f64;
+        let mut row = LogRow::new(st.epoch);
+        row.set("reward", mean(&r.scores))
+            .set("kl", mean(&a.kls))
+            .set("entropy", u.entropy / k)
+            .set("clip_fraction", u.clip_fraction / k)
+            .set("approx_kl", u.approx_kl / k)
+            .set("policy_loss", u.policy_loss / k)
+            .set("value_loss", u.value_loss / k)
+            .set(
+                "response_tokens",
+                r.counts.iter().sum::<usize>() as f64 / r.counts.len() as f64,
+            )
+            .set("lr", u.lr);
+        tracing::debug!(sample = %r.rolls[0].text, "rollout");
+        progress.message(&row.summary(&["reward", "kl", "clip_fraction"]));
+        progress.advance(1);
+        st.history.push(row);
+        let last = st.epoch == self.cfg.iterations;
+        if self.cfg.eval_every > 0 && st.epoch % self.cfg.eval_every == 0 && !last {
+            self.evaluate(tm, opt, st, None)?;
+        }
+        Ok(())
+    }
+
+    /// Iteration `it`'s rollouts: a seeded pass over the training prompts (a new order each
+    /// pass, drawn once per pass), sampled responses, their rewards, and the policy's and the
+    /// reference's log-probs and values.
+    fn rollout(&self, tm: &mut TaskModel, opt: &Optimizer, it: usize) -> Result<Rollouts> {
+        let (cfg, seed) = (self.cfg, self.cfg.train.seed);
+        let per_pass = self.train_idx.len().max(1);
         let mut batch = vec![];
         let mut order: Option<(usize, Vec<usize>)> = None;
         for k in 0..cfg.rollouts {
             let g = it * cfg.rollouts + k;
             let pass = g / per_pass;
             if order.as_ref().is_none_or(|(p, _)| *p != pass) {
-                let mut o = train_idx.clone();
-                Rng::new(mix(cfg.train.seed, pass, 7)).shuffle(&mut o);
+                let mut o = self.train_idx.clone();
+                Rng::new(mix(seed, pass, 7)).shuffle(&mut o);
                 order = Some((pass, o));
             }
             let (_, o) = order.as_ref().expect("drawn above");
-            batch.push(&prompts[o[g % per_pass]]);
+            batch.push(&self.prompts[o[g % per_pass]]);
         }
-        opt.install(&mut tm, false)?;
+        opt.install(tm, false)?;
         let sampling = Sampling {
             temperature: cfg.temperature,
             top_k: cfg.top_k,
             top_p: None,
-            seed: mix(cfg.train.seed, it, 1),
+            seed: mix(seed, it, 1),
         };
-        let outs = responses(&tm, &fmt, &batch, cfg, sampling, &end)?;
+        let outs = responses(tm, &self.fmt, &batch, cfg, sampling, &self.end)?;
         let items: Vec<(&Prompt, &str)> = batch
             .iter()
             .zip(&outs)
             .map(|(p, (_, t))| (*p, t.as_str()))
             .collect();
-        let scores = rm.score(&items)?;
+        let scores = self.rm.score(&items)?;
         let rolls: Vec<Rollout> = outs
             .into_iter()
             .zip(&scores)
             .map(|((seq, text), &score)| Rollout { seq, text, score })
             .collect();
         let seqs: Vec<&Seq> = rolls.iter().map(|r| &r.seq).collect();
-        // Old log-probs and values, the reference's log-probs: no graph.
-        let s = response_logprobs(&tm, &seqs, false)?;
+        let s = response_logprobs(tm, &seqs, false)?;
         let old_logp = s.logp.to_vec1::<f32>()?;
         let old_v = tm.head.forward(&s.hidden)?.squeeze(1)?.to_vec1::<f32>()?;
-        let ref_logp = reference_logp(&mut tm, &seqs)?;
-        let counts = s.counts.clone();
-        let (mut adv, mut ret, mut kls) = (vec![], vec![], vec![]);
-        let mut at = 0;
-        for (r, &c) in rolls.iter().zip(&counts) {
-            let kl: Vec<f32> = (at..at + c).map(|j| old_logp[j] - ref_logp[j]).collect();
-            let mut rew: Vec<f32> = kl
-                .iter()
-                .map(|k| (-cfg.kl_coef * *k as f64) as f32)
-                .collect();
-            if let Some(last) = rew.last_mut() {
-                *last += r.score;
-            }
-            let (a, rt) = gae(&rew, &old_v[at..at + c], cfg.gamma, cfg.lam);
-            adv.extend(a);
-            ret.extend(rt);
-            kls.push(kl.iter().sum::<f32>());
-            at += c;
-        }
-        let (am, asd) = {
-            let m = mean(&adv);
-            let var =
-                adv.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / adv.len().max(1) as f64;
-            (m, var.sqrt())
-        };
-        let adv: Vec<f32> = adv
-            .iter()
-            .map(|&x| ((x as f64 - am) / (asd + 1e-8)) as f32)
-            .collect();
-        let starts: Vec<usize> = counts
-            .iter()
-            .scan(0, |a, &c| {
-                let s = *a;
-                *a += c;
-                Some(s)
-            })
-            .collect();
-        let (mut pg_l, mut vf_l, mut clipf, mut approx, mut ent, mut lr_now, mut steps) =
-            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+        let ref_logp = reference_logp(tm, &seqs)?;
+        Ok(Rollouts {
+            rolls,
+            scores,
+            old_logp,
+            old_v,
+            ref_logp,
+            counts: s.counts,
+        })
+    }
+
+    /// PPO's update epochs over the rollouts: clipped policy and value losses, one step of the
+    /// shared optimiser per minibatch.
+    fn update(
+        &self,
+        tm: &mut TaskModel,
+        opt: &mut Optimizer,
+        r: &Rollouts,
+        a: &Advantages,
+        it: usize,
+    ) -> Result<UpdateStats> {
+        let cfg = self.cfg;
+        let mut u = UpdateStats::default();
         for e in 0..cfg.ppo_epochs {
-            let mut order: Vec<usize> = (0..rolls.len()).collect();
+            let mut order: Vec<usize> = (0..r.rolls.len()).collect();
             Rng::new(mix(cfg.train.seed, it, 100 + e)).shuffle(&mut order);
             for mb in order.chunks(cfg.minibatch) {
-                opt.install(&mut tm, true)?;
-                let mseqs: Vec<&Seq> = mb.iter().map(|&i| &rolls[i].seq).collect();
+                opt.install(tm, true)?;
+                let mseqs: Vec<&Seq> = mb.iter().map(|&i| &r.rolls[i].seq).collect();
                 let pick = |v: &[f32]| -> Vec<f32> {
                     mb.iter()
-                        .flat_map(|&i| v[starts[i]..starts[i] + counts[i]].to_vec())
+                        .flat_map(|&i| v[a.starts[i]..a.starts[i] + r.counts[i]].to_vec())
                         .collect()
                 };
                 let dev = tm.model.device.clone();
                 let t = |v: Vec<f32>| Tensor::new(v.as_slice(), &dev);
-                let (o_lp, o_v, a, r) = (
-                    t(pick(&old_logp))?,
-                    t(pick(&old_v))?,
-                    t(pick(&adv))?,
-                    t(pick(&ret))?,
-                );
-                let sc = response_logprobs(&tm, &mseqs, true)?;
+                let (o_lp, o_v) = (t(pick(&r.old_logp))?, t(pick(&r.old_v))?);
+                let (adv, ret) = (t(pick(&a.adv))?, t(pick(&a.ret))?);
+                let sc = response_logprobs(tm, &mseqs, true)?;
                 let v = tm.head.forward(&sc.hidden)?.squeeze(1)?;
                 let ratio = (&sc.logp - &o_lp)?.exp()?;
                 let c = cfg.clip_range;
-                let pg1 = (a.neg()? * &ratio)?;
-                let pg2 = (a.neg()? * ratio.clamp(1.0 - c, 1.0 + c)?)?;
+                let pg1 = (adv.neg()? * &ratio)?;
+                let pg2 = (adv.neg()? * ratio.clamp(1.0 - c, 1.0 + c)?)?;
                 let pg = pg1.maximum(&pg2)?.mean_all()?;
                 let vc = (&o_v + (&v - &o_v)?.clamp(-cfg.value_clip, cfg.value_clip)?)?;
-                let vf1 = (&v - &r)?.sqr()?;
-                let vf2 = (vc - &r)?.sqr()?;
+                let vf1 = (&v - &ret)?.sqr()?;
+                let vf2 = (vc - &ret)?.sqr()?;
                 let vf = (vf1.maximum(&vf2)?.mean_all()? * 0.5)?;
                 let loss = (&pg + (&vf * cfg.vf_coef)?)?;
                 opt.backward(&loss, 1.0)?;
-                let (lr, _) = opt.step(st.step * per_iter + steps)?;
+                let (lr, _) = opt.step()?;
                 let rv = ratio.detach().to_vec1::<f32>()?;
-                clipf += rv.iter().filter(|&&x| (x as f64 - 1.0).abs() > c).count() as f64
+                u.clip_fraction += rv.iter().filter(|&&x| (x as f64 - 1.0).abs() > c).count()
+                    as f64
                     / rv.len() as f64;
-                approx += mean(&(&o_lp - sc.logp.detach())?.to_vec1::<f32>()?);
-                ent += sc
+                u.approx_kl += mean(&(&o_lp - sc.logp.detach())?.to_vec1::<f32>()?);
+                u.entropy += sc
                     .entropy
                     .as_ref()
                     .map(|e| e.mean_all().and_then(|m| m.to_scalar::<f32>()))
                     .transpose()?
                     .unwrap_or(0.0) as f64;
-                pg_l += pg.to_scalar::<f32>()? as f64;
-                vf_l += vf.to_scalar::<f32>()? as f64;
-                lr_now = lr;
-                steps += 1;
+                u.policy_loss += pg.to_scalar::<f32>()? as f64;
+                u.value_loss += vf.to_scalar::<f32>()? as f64;
+                u.lr = lr;
+                u.steps += 1;
             }
         }
-        let k = steps.max(1) as f64;
-        st.step += 1;
-        let mut row = LogRow::new(st.step);
-        row.set("reward", mean(&scores))
-            .set("kl", mean(&kls))
-            .set("entropy", ent / k)
-            .set("clip_fraction", clipf / k)
-            .set("approx_kl", approx / k)
-            .set("policy_loss", pg_l / k)
-            .set("value_loss", vf_l / k)
-            .set(
-                "response_tokens",
-                counts.iter().sum::<usize>() as f64 / counts.len() as f64,
-            )
-            .set("lr", lr_now);
-        tracing::debug!(sample = %rolls[0].text, "rollout");
-        progress.message(&row.summary(&["reward", "kl", "clip_fraction"]));
-        progress.advance(1);
-        st.log.push(row);
-        let last = st.step == cfg.iterations;
-        if cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && !last {
-            opt.install(&mut tm, false)?;
-            let Evaluation { reward: r, kl, .. } =
-                evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
-            let mut row = LogRow::new(st.step);
-            row.set("eval_reward", r).set("eval_kl", kl);
-            st.log.push(row);
-        }
-        st.seconds += t0.elapsed().as_secs_f64();
-        t0 = Instant::now();
-        if last || (cfg.train.checkpoint_every > 0 && st.step % cfg.train.checkpoint_every == 0) {
-            opt.save(&ck, &st)?;
-        }
+        Ok(u)
     }
-    progress.finish();
-    opt.install(&mut tm, false)?;
-    let Evaluation {
-        reward: r_after,
-        kl: kl_after,
-        scored,
-    } = evaluate(&mut tm, &fmt, rm, &eval_set, cfg, &end)?;
-    write_eval(&run.join("eval_after.jsonl"), &eval_set, &scored)?;
-    let mut row = LogRow::new(st.step);
-    row.set("eval_reward", r_after).set("eval_kl", kl_after);
-    st.log.push(row);
-    let r_before = before.unwrap_or_else(|| value(st.log.first(), "eval_reward"));
-    write_log(
-        run,
-        &st,
-        "ppo.svg",
-        "PPO: reward and KL to the reference",
-        &["reward", "eval_reward"],
-        &["kl", "eval_kl"],
-    )?;
-    log::write_chart(
-        &run.join("ppo-stats.svg"),
-        "PPO: entropy and clip fraction",
-        &st.log,
-        &["entropy"],
-        &["clip_fraction", "approx_kl"],
-    )?;
-    let head: std::collections::HashMap<String, Tensor> = opt
-        .params
-        .named()
-        .into_iter()
-        .filter(|(n, _)| n.starts_with(&format!("{}.", tm.head.name)))
+
+    /// The final evaluation, the curves and charts, the value head and the policy (adapter and
+    /// merged model); removes the checkpoint. `before`: the starting model's mean reward when
+    /// this process measured it.
+    fn finish(
+        &self,
+        tm: &mut TaskModel,
+        opt: &Optimizer,
+        st: &mut LoopState,
+        before: Option<f64>,
+        run: &Path,
+        source: &Path,
+    ) -> Result<PpoReport> {
+        opt.install(tm, false)?;
+        let e = evaluate(tm, &self.fmt, self.rm, &self.eval_set, self.cfg, &self.end)?;
+        write_eval(&run.join("eval_after.jsonl"), &self.eval_set, &e.scored)?;
+        let mut row = LogRow::new(st.epoch);
+        row.set("eval_reward", e.reward).set("eval_kl", e.kl);
+        st.history.push(row);
+        let r_before = before.unwrap_or_else(|| value(st.history.first(), "eval_reward"));
+        write_log(
+            run,
+            st,
+            "ppo.svg",
+            "PPO: reward and KL to the reference",
+            &["reward", "eval_reward"],
+            &["kl", "eval_kl"],
+        )?;
+        log::write_chart(
+            &run.join("ppo-stats.svg"),
+            "PPO: entropy and clip fraction",
+            &st.history,
+            &["entropy"],
+            &["clip_fraction", "approx_kl"],
+        )?;
+        let head: std::collections::HashMap<String, Tensor> = opt
+            .params
+            .named()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&format!("{}.", tm.head.name)))
+            .collect();
+        peft::save_tensors(&head, &run.join(HEAD_FILE))?;
+        save_language_model(tm, run, source)?;
+        remove_checkpoint(run)?;
+        Ok(PpoReport {
+            trainable: opt.count(),
+            train_prompts: self.train_idx.len(),
+            eval_prompts: self.eval_set.len(),
+            eval_reward_before: r_before,
+            eval_reward_after: e.reward,
+            eval_kl_after: e.kl,
+            iterations: st.epoch,
+            seconds: st.seconds,
+        })
+    }
+}
+
+/// The per-token KL penalty to the reference plus the reward at the last token, advantages and
+/// returns by GAE, advantages normalised over the iteration.
+fn advantages(cfg: &PpoConfig, r: &Rollouts) -> Advantages {
+    let (mut adv, mut ret, mut kls) = (vec![], vec![], vec![]);
+    let mut at = 0;
+    for (roll, &c) in r.rolls.iter().zip(&r.counts) {
+        let kl: Vec<f32> = (at..at + c)
+            .map(|j| r.old_logp[j] - r.ref_logp[j])
+            .collect();
+        let mut rew: Vec<f32> = kl
+            .iter()
+            .map(|k| (-cfg.kl_coef * *k as f64) as f32)
+            .collect();
+        if let Some(last) = rew.last_mut() {
+            *last += roll.score;
+        }
+        let (a, rt) = gae(&rew, &r.old_v[at..at + c], cfg.gamma, cfg.lam);
+        adv.extend(a);
+        ret.extend(rt);
+        kls.push(kl.iter().sum::<f32>());
+        at += c;
+    }
+    let m = mean(&adv);
+    let sd =
+        (adv.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / adv.len().max(1) as f64).sqrt();
+    let adv = adv
+        .iter()
+        .map(|&x| ((x as f64 - m) / (sd + 1e-8)) as f32)
         .collect();
-    peft::save_tensors(&head, &run.join(HEAD_FILE))?;
-    save_language_model(&mut tm, run, &source)?;
-    remove_checkpoint(run)?;
-    let report = PpoReport {
-        trainable: opt.count(),
-        train_prompts: train_idx.len(),
-        eval_prompts: eval_set.len(),
-        eval_reward_before: r_before,
-        eval_reward_after: r_after,
-        eval_kl_after: kl_after,
-        iterations: st.step,
-        seconds: st.seconds,
-    };
-    Ok((tm, report))
+    let starts = r
+        .counts
+        .iter()
+        .scan(0, |a, &c| {
+            let s = *a;
+            *a += c;
+            Some(s)
+        })
+        .collect();
+    Advantages {
+        adv,
+        ret,
+        kls,
+        starts,
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,14 @@
-//! The epoch loop of the stages that learn from a fixed set of items (supervised finetuning,
-//! reward model, DPO): seeded batch order, gradient accumulation, an evaluation before training
-//! and after each epoch, checkpoints every N steps, and resume.
+//! The stages that learn from a fixed set of items (supervised finetuning, reward model, DPO),
+//! run by the one loop of `tuna-train` ([`tuna_train::optimize`]: seeded batch order, gradient
+//! accumulation, checkpoints every N steps, resume), with an evaluation before training and
+//! after each epoch, and their curves and reports.
 
 use crate::log::LogRow;
-use crate::optim::{checkpoint_dir, mix, LoopState, Optimizer};
+use crate::optim::{checkpoint_dir, LoopState, Optimizer};
 use candle_core::Tensor;
 use std::path::Path;
-use std::time::Instant;
-use tuna_core::Rng;
-use tuna_nn::dropout::TrainScope;
 use tuna_train::finetune::{TaskModel, TrainConfig};
+use tuna_train::optimize::{self, Checkpoints, EvalPoint, Evaluation, StepReport, Values};
 use tuna_train::{Progress, Result};
 
 /// What a stage computes.
@@ -22,114 +21,52 @@ pub trait Stage {
     fn shown(&self) -> &'static [&'static str];
 }
 
-/// Runs `stage` over `n` training items for the epochs of `opt.cfg`, checkpointing in `run`.
-#[allow(clippy::too_many_arguments)]
-pub fn run_epochs(
-    tm: &mut TaskModel,
-    opt: &mut Optimizer,
-    stage: &mut dyn Stage,
-    n: usize,
-    run: &Path,
-    settings: &str,
-    resume: bool,
-    progress: &dyn Progress,
-) -> Result<LoopState> {
-    let cfg = opt.cfg.clone();
-    let ck = checkpoint_dir(run);
-    let mut st = if resume {
-        opt.resume(&ck, settings)?
-    } else {
-        LoopState {
-            settings: settings.to_string(),
-            ..LoopState::default()
+/// A [`Stage`] as the one loop of `tuna-train` runs it: the curves are [`LogRow`]s (the batch
+/// metrics averaged over a step's micro-batches, with loss, learning rate, gradient norm and
+/// epoch), an evaluation comes first, and no epoch is selected (the run ends with the last).
+struct Logged<'a>(&'a mut dyn Stage);
+
+/// The metrics an evaluation logs.
+const EVAL_SHOWN: [&str; 3] = ["eval_loss", "eval_accuracy", "eval_margin"];
+
+impl optimize::Stage for Logged<'_> {
+    type Row = LogRow;
+
+    fn loss(&mut self, tm: &TaskModel, idx: &[usize], values: &mut Values) -> Result<Tensor> {
+        let mut part = LogRow::new(0);
+        let loss = self.0.loss(tm, idx, &mut part)?;
+        values.extend(part.values);
+        Ok(loss)
+    }
+
+    fn evaluate(&mut self, tm: &TaskModel, at: &EvalPoint) -> Result<Evaluation<LogRow>> {
+        let mut row = LogRow::new(at.step);
+        self.0.evaluate(tm, &mut row)?;
+        if at.step == 0 {
+            tracing::info!("before training: {}", row.summary(&EVAL_SHOWN));
+        } else {
+            tracing::info!(epoch = at.epoch, "{}", row.summary(&EVAL_SHOWN));
         }
-    };
-    if st.log.is_empty() {
-        let mut row = LogRow::new(0);
-        opt.install(tm, false)?;
-        stage.evaluate(tm, &mut row)?;
-        tracing::info!(
-            "before training: {}",
-            row.summary(&["eval_loss", "eval_accuracy", "eval_margin"])
-        );
-        st.log.push(row);
+        Ok(Evaluation { row, score: None })
     }
-    let total = opt.total;
-    progress.start("training", total as u64);
-    progress.advance(st.step as u64);
-    let mut t0 = Instant::now();
-    while st.epoch < cfg.epochs && st.step < total {
-        let mut order: Vec<usize> = (0..n).collect();
-        Rng::new(mix(cfg.seed, st.epoch, usize::MAX)).shuffle(&mut order);
-        let batches: Vec<&[usize]> = order.chunks(cfg.batch_size).collect();
-        while st.next_batch < batches.len() && st.step < total {
-            let micro =
-                &batches[st.next_batch..(st.next_batch + cfg.grad_accum.max(1)).min(batches.len())];
-            opt.install(tm, true)?;
-            let mut row = LogRow::new(st.step + 1);
-            let mut loss_sum = 0.0;
-            for (j, idx) in micro.iter().enumerate() {
-                let _scope = TrainScope::new(mix(cfg.seed, st.step, j));
-                let mut part = LogRow::new(0);
-                let loss = stage.loss(tm, idx, &mut part)?;
-                loss_sum += loss.to_scalar::<f32>()? as f64;
-                opt.backward(&loss, 1.0 / micro.len() as f64)?;
-                for (k, v) in part.values {
-                    *row.values.entry(k).or_insert(0.0) += v / micro.len() as f64;
-                }
-            }
-            let (lr, norm) = opt.step(st.step)?;
-            st.step += 1;
-            st.next_batch += micro.len();
-            row.set("loss", loss_sum / micro.len() as f64)
-                .set("lr", lr)
-                .set("grad_norm", norm)
-                .set(
-                    "epoch",
-                    st.epoch as f64 + st.next_batch as f64 / batches.len() as f64,
-                );
-            progress.message(&row.summary(stage.shown()));
-            progress.advance(1);
-            st.log.push(row);
-            let end_of_epoch = st.next_batch >= batches.len();
-            if end_of_epoch {
-                st.epoch += 1;
-                st.next_batch = 0;
-                let mut row = LogRow::new(st.step);
-                opt.install(tm, false)?;
-                stage.evaluate(tm, &mut row)?;
-                tracing::info!(
-                    epoch = st.epoch,
-                    "{}",
-                    row.summary(&["eval_loss", "eval_accuracy", "eval_margin"])
-                );
-                st.log.push(row);
-            }
-            st.seconds += t0.elapsed().as_secs_f64();
-            t0 = Instant::now();
-            let due = cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0;
-            if due || end_of_epoch {
-                opt.save(&ck, &st)?;
-            }
-            if end_of_epoch {
-                break;
-            }
-        }
+
+    fn step_row(&self, s: &StepReport) -> LogRow {
+        let mut row = LogRow::new(s.step);
+        row.values = s.values.clone();
+        row.set("loss", s.loss)
+            .set("lr", s.lr)
+            .set("grad_norm", s.grad_norm)
+            .set("epoch", s.epoch);
+        row
     }
-    // A run cut short by --max-steps still ends with an evaluation.
-    if st
-        .log
-        .last()
-        .is_none_or(|r| !r.values.keys().any(|k| k.starts_with("eval_")))
-    {
-        let mut row = LogRow::new(st.step);
-        opt.install(tm, false)?;
-        stage.evaluate(tm, &mut row)?;
-        st.log.push(row);
+
+    fn message(&self, _: &StepReport, row: &LogRow) -> String {
+        row.summary(self.0.shown())
     }
-    progress.finish();
-    opt.install(tm, false)?;
-    Ok(st)
+
+    fn evaluates_first(&self) -> bool {
+        true
+    }
 }
 
 /// Makes the method's tensors of `tm` trainable (the head too with `with_head`) and runs `stage`
@@ -148,12 +85,18 @@ pub fn train_stage<C: serde::Serialize>(
     progress: &dyn Progress,
 ) -> Result<(Optimizer, LoopState)> {
     let names = crate::optim::trainable(tm, with_head)?;
-    let mut opt = Optimizer::new(tm, &names, train.clone(), total_steps(n, train))?;
+    let mut opt = Optimizer::for_names(tm, &names, train.clone(), total_steps(n, train))?;
     tracing::info!(trainable = opt.count(), "trainable parameters");
     let settings =
         serde_json::to_string(cfg).map_err(|e| tuna_train::Error::Invalid(e.to_string()))?;
-    let st = run_epochs(tm, &mut opt, stage, n, run, &settings, resume, progress)?;
-    Ok((opt, st))
+    let dir = checkpoint_dir(run);
+    let ck = Checkpoints {
+        dir: Some(&dir),
+        settings: &settings,
+        resume,
+    };
+    let out = optimize::run(tm, &mut opt, &mut Logged(stage), n, &ck, progress)?;
+    Ok((opt, out.state))
 }
 
 /// Total optimiser steps for `n` items under `cfg`.
@@ -169,7 +112,7 @@ pub fn total_steps(n: usize, cfg: &TrainConfig) -> usize {
 
 /// Metrics of the last evaluation row.
 pub fn last_eval(st: &LoopState) -> Option<&LogRow> {
-    st.log
+    st.history
         .iter()
         .rev()
         .find(|r| r.values.keys().any(|k| k.starts_with("eval_")))
@@ -177,7 +120,7 @@ pub fn last_eval(st: &LoopState) -> Option<&LogRow> {
 
 /// Metrics of the first evaluation row (before training).
 pub fn first_eval(st: &LoopState) -> Option<&LogRow> {
-    st.log
+    st.history
         .iter()
         .find(|r| r.values.keys().any(|k| k.starts_with("eval_")))
 }
@@ -197,8 +140,8 @@ pub fn write_log(
     left: &[&str],
     right: &[&str],
 ) -> Result<()> {
-    crate::log::write_csv(run, &st.log)?;
-    crate::log::write_chart(&run.join(chart), title, &st.log, left, right)?;
+    crate::log::write_csv(run, &st.history)?;
+    crate::log::write_chart(&run.join(chart), title, &st.history, left, right)?;
     Ok(())
 }
 
