@@ -19,7 +19,7 @@ use std::time::Instant;
 use tuna_core::Rng;
 use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling, StopReason};
 use tuna_models::Model;
-use tuna_train::finetune::{peft, MethodConfig, MethodKind, TaskModel, TrainConfig, HEAD_FILE};
+use tuna_train::finetune::{save_head, MethodConfig, MethodKind, TaskModel, TrainConfig};
 use tuna_train::optimize::seed::mix;
 use tuna_train::{Error, Progress, Result};
 
@@ -583,13 +583,9 @@ impl<'a> Ppo<'a> {
             &["entropy"],
             &["clip_fraction", "approx_kl"],
         )?;
-        let head: std::collections::HashMap<String, Tensor> = opt
-            .params
-            .named()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with(&format!("{}.", tm.head.name)))
-            .collect();
-        peft::save_tensors(&head, &run.join(HEAD_FILE))?;
+        // The whole value head (`score.*`, and `score_hidden.*` / `score_pool.*` when it has
+        // them), by the same ownership rule as every other run.
+        save_head(tm, &opt.params.named(), run)?;
         save_language_model(tm, run, source)?;
         remove_checkpoint(run)?;
         Ok(PpoReport {

@@ -1,9 +1,10 @@
 //! Contract tests of the RLHF stages on a tiny random Llama: response log-probabilities equal
 //! a direct computation, supervised finetuning lowers the held-out loss and resumes after a
 //! kill exactly, the reward model learns a separable preference, DPO widens the held-out
-//! margin, and PPO runs with its reference equal to the starting policy.
+//! margin, and PPO runs with its reference equal to the starting policy and saves its whole
+//! value head.
 
-use candle_core::{Device, D};
+use candle_core::{Device, Tensor, D};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use tuna_models::testing::{write_tiny_llama, write_tiny_llama_gguf};
@@ -15,7 +16,10 @@ use tuna_rlhf::ppo::{ppo, PpoConfig};
 use tuna_rlhf::reward::{train_reward, RewardConfig};
 use tuna_rlhf::sft::{language_model, sft, SftConfig, MODEL_DIR};
 use tuna_rlhf::{Example, FormatKind, Formatter, Pair, Prompt};
-use tuna_train::finetune::{LoraSettings, MethodConfig, MethodKind, TrainConfig};
+use tuna_train::finetune::head::is_head_tensor;
+use tuna_train::finetune::{
+    peft, LoraSettings, MethodConfig, MethodKind, TaskModel, TrainConfig, HEAD_FILE,
+};
 use tuna_train::{Progress, Silent};
 
 fn method(kind: MethodKind) -> MethodConfig {
@@ -330,5 +334,91 @@ fn ppo_runs_against_a_reward_model_from_the_reference() {
         "head.safetensors",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
+    }
+}
+
+/// The head tensors of `tm` (`score.*`, `score_hidden.*`, `score_pool.*`) by name.
+fn head_tensors(tm: &mut TaskModel) -> Vec<(String, Tensor)> {
+    let head = tm.head.name.clone();
+    let mut out = vec![];
+    tm.visit(&mut |name, t| {
+        if is_head_tensor(&head, name) {
+            out.push((name.to_string(), t.clone()));
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn ppo_saves_and_reloads_a_value_head_with_a_hidden_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let lm = d.path().join("lm");
+    let rcfg = RewardConfig {
+        method: method(MethodKind::Lora),
+        train: train(1, 1e-3),
+        format: FormatKind::Alpaca,
+        held_out: 0.25,
+    };
+    let run = d.path().join("rm");
+    std::fs::create_dir_all(&run).unwrap();
+    let (rm, _) = train_reward(tiny(&lm), &pairs(), &rcfg, &run, false, &Silent).unwrap();
+    let mut m = method(MethodKind::Lora);
+    m.head_hidden = 8;
+    let cfg = PpoConfig {
+        method: m.clone(),
+        train: train(1, 1e-2),
+        format: FormatKind::Alpaca,
+        held_out: 0.2,
+        eval_prompts: 2,
+        eval_every: 0,
+        iterations: 1,
+        rollouts: 4,
+        ppo_epochs: 1,
+        minibatch: 2,
+        max_new_tokens: 4,
+        temperature: 1.0,
+        top_k: None,
+        kl_coef: 0.05,
+        gamma: 1.0,
+        lam: 0.95,
+        clip_range: 0.2,
+        value_clip: 0.2,
+        vf_coef: 0.1,
+    };
+    let out = d.path().join("ppo");
+    std::fs::create_dir_all(&out).unwrap();
+    let prompts: Vec<Prompt> = (0..10).map(task).collect();
+    let (mut trained, _) = ppo(tiny(&lm), &rm, &prompts, &cfg, &out, false, &Silent).unwrap();
+    let file = out.join(HEAD_FILE);
+    let saved = peft::read_tensors(&file, &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = saved.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["score.weight", "score_hidden.weight"],
+        "the head file lacks part of the head"
+    );
+    // A fresh policy with the saved head has the trained head, every tensor of it.
+    let mut fresh = TaskModel::build(tiny(&lm), m, 1, cfg.train.seed).unwrap();
+    let untrained = head_tensors(&mut fresh);
+    peft::load_into(&mut fresh, saved, &file).unwrap();
+    let want = head_tensors(&mut trained);
+    let got = head_tensors(&mut fresh);
+    assert_eq!(want.len(), 2);
+    for ((n, a), ((_, b), (_, u))) in want.iter().zip(got.iter().zip(&untrained)) {
+        let diff = |x: &Tensor, y: &Tensor| {
+            (x - y)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(diff(a, b), 0.0, "{n} differs after reloading");
+        assert!(diff(a, u) > 0.0, "{n} did not train");
     }
 }

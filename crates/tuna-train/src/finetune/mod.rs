@@ -122,13 +122,8 @@ pub fn save_method_files(
     dir: &Path,
     base_model: &Path,
 ) -> Result<()> {
+    save_head(tm, trained, dir)?;
     let is_head = |n: &str| tm.head.owns(n);
-    let head: HashMap<String, Tensor> = trained
-        .iter()
-        .filter(|(n, _)| is_head(n))
-        .cloned()
-        .collect();
-    peft::save_tensors(&head, &dir.join(HEAD_FILE))?;
     match tm.method.kind {
         MethodKind::Head | MethodKind::Full => {
             let rest: HashMap<String, Tensor> = trained
@@ -148,6 +143,17 @@ pub fn save_method_files(
         }
     }
     Ok(())
+}
+
+/// Writes the tensors of `trained` that `tm`'s head owns (`HEAD.*`, `HEAD_hidden.*`,
+/// `HEAD_pool.*`) into `dir`'s head file.
+pub fn save_head(tm: &TaskModel, trained: &[(String, Tensor)], dir: &Path) -> Result<()> {
+    let head: HashMap<String, Tensor> = trained
+        .iter()
+        .filter(|(n, _)| tm.head.owns(n))
+        .cloned()
+        .collect();
+    peft::save_tensors(&head, &dir.join(HEAD_FILE))
 }
 
 /// Rebuilds a finetuned classifier from a run directory.
