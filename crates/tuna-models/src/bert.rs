@@ -4,15 +4,15 @@
 //! `models/distilbert/modeling_distilbert.py`; module paths follow the checkpoint's key tree.
 
 use crate::ctx::Ctx;
-use crate::params::{LinearVisitor, Visitor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 use std::ops::Range;
-use tuna_core::Rng;
 use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::padding_mask;
-use tuna_nn::{linear, Activation, Bottleneck, LayerNorm, Linear};
+use tuna_nn::{
+    linear, Activation, Hooks, LayerNorm, Linear, LinearVisitor, Sublayer, SublayerHook, Visitor,
+};
 
 /// The fields of a BERT `config.json` that the model needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -144,9 +144,8 @@ struct Block {
     ffn_in: Linear,
     ffn_out: Linear,
     out_norm: LayerNorm,
-    /// Bottleneck adapters after the attention output and the feed-forward output.
-    adapter_attn: Option<Bottleneck>,
-    adapter_ffn: Option<Bottleneck>,
+    /// Methods' transformations of the sublayer outputs.
+    hooks: Hooks,
     n_heads: usize,
     act: Activation,
 }
@@ -164,8 +163,7 @@ impl Block {
             ffn_in: linear(h, cfg.intermediate_size, vb.pp(n.ffn_in))?,
             ffn_out: linear(cfg.intermediate_size, h, vb.pp(n.ffn_out))?,
             out_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp(n.out_norm))?,
-            adapter_attn: None,
-            adapter_ffn: None,
+            hooks: Hooks::default(),
             n_heads: cfg.num_attention_heads,
             act: cfg.hidden_act,
         };
@@ -200,12 +198,7 @@ impl Block {
         self.ffn_out.visit(&format!("{prefix}.{}", n.ffn_out), f)?;
         self.out_norm
             .visit(&format!("{prefix}.{}", n.out_norm), f)?;
-        if let Some(a) = &mut self.adapter_attn {
-            a.visit(&format!("{prefix}.adapter_attn"), f)?;
-        }
-        if let Some(a) = &mut self.adapter_ffn {
-            a.visit(&format!("{prefix}.adapter_ffn"), f)?;
-        }
+        self.hooks.visit(prefix, f)?;
         self.refresh()
     }
 
@@ -233,11 +226,7 @@ impl Block {
             None => fuse_base(&[&self.query, &self.key, &self.value])?.forward_base(x)?,
         }; // (B, T, 3H)
         let part = |i: usize, l: &Linear| -> Result<Tensor> {
-            let p = qkv.narrow(2, i * h, h)?;
-            let p = match l.lora_delta(x)? {
-                Some(d) => (p + d)?,
-                None => p,
-            };
+            let p = l.finish(x, qkv.narrow(2, i * h, h)?)?;
             split_heads(&p, self.n_heads)
         };
         let (q, mut k, mut v) = (
@@ -250,22 +239,19 @@ impl Block {
             v = Tensor::cat(&[pv, &v], 2)?;
         }
         let ctx = merge_heads(&attention(&q, &k, &v, mask)?)?; // (B, T, H)
-        let mut a = self.attn_out.forward(&ctx)?;
-        if let Some(ad) = &self.adapter_attn {
-            a = ad.forward(&a)?;
-        }
+        let a = self
+            .hooks
+            .apply(Sublayer::Attention, self.attn_out.forward(&ctx)?)?;
         let x = self.attn_norm.forward(&(a + x)?)?;
-        let mut ff = self
+        let ff = self
             .ffn_out
             .forward(&self.act.forward(&self.ffn_in.forward(&x)?)?)?;
-        if let Some(ad) = &self.adapter_ffn {
-            ff = ad.forward(&ff)?;
-        }
+        let ff = self.hooks.apply(Sublayer::FeedForward, ff)?;
         self.out_norm.forward(&(ff + x)?)
     }
 }
 
-/// One product for q, k and v (base weights only; LoRA updates are added per part).
+/// One product for q, k and v (base weights only; each part's delta is applied to its slice).
 fn fuse_base(parts: &[&Linear]) -> Result<Linear> {
     let plain: Vec<Linear> = parts
         .iter()
@@ -402,7 +388,7 @@ impl Bert {
         self.forward_embeds(&self.embed(ids)?, type_ids, ctx)
     }
 
-    /// Visits every tensor (weights, LoRA, adapters) by its Hugging Face / PEFT key name.
+    /// Visits every tensor (weights and the methods' parts) by its Hugging Face / PEFT key name.
     pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
         let (h, root) = (self.cfg.hidden_size, self.root.clone());
         let mut emb = |e: &mut Embedding, name: &str| -> Result<()> {
@@ -426,7 +412,7 @@ impl Bert {
         Ok(())
     }
 
-    /// Visits every linear layer of the blocks by module name (LoRA targets).
+    /// Visits every linear layer of the blocks by module name (weight-delta targets).
     pub fn linears(&mut self, f: &mut LinearVisitor) -> Result<()> {
         let names = self.cfg.flavor.names();
         for i in 0..self.blocks.len() {
@@ -436,16 +422,13 @@ impl Bert {
         Ok(())
     }
 
-    /// Adds bottleneck adapters of `size` after attention and feed-forward in every block.
-    pub fn add_adapters(&mut self, size: usize, act: Activation, rng: &mut Rng) -> Result<()> {
-        let (h, dev) = (
-            self.cfg.hidden_size,
-            self.word.embeddings().device().clone(),
-        );
-        for b in &mut self.blocks {
-            b.adapter_attn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
-            b.adapter_ffn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
-        }
-        Ok(())
+    /// Puts `hook` on sublayer `at` of block `block`.
+    pub fn set_hook(&mut self, block: usize, at: Sublayer, hook: Box<dyn SublayerHook>) {
+        self.blocks[block].hooks.set(at, hook);
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> &candle_core::Device {
+        self.word.embeddings().device()
     }
 }

@@ -7,12 +7,13 @@ pub mod ctx;
 pub mod gguf;
 pub mod hub;
 pub mod llama;
-pub mod params;
+pub mod network;
 pub mod registry;
 pub mod testing;
 pub mod tokenizer;
 
 pub use ctx::Ctx;
 pub use hub::resolve_model;
-pub use registry::{load_model, Family, Model, ModelInfo, Network};
+pub use network::Network;
+pub use registry::{load_model, Family, Model, ModelInfo};
 pub use tokenizer::{Batch, TextTokenizer};

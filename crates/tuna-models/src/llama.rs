@@ -6,15 +6,16 @@
 //! (`model.layers.N.self_attn.q_proj`, ...). GGUF files are renamed to these keys at load.
 
 use crate::ctx::Ctx;
-use crate::params::{LinearVisitor, Visitor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use tuna_core::Rng;
 use tuna_nn::attention::{attention, merge_heads, repeat_kv, split_heads};
 use tuna_nn::mask::causal_mask;
-use tuna_nn::{linear, linear_no_bias, Activation, Bottleneck, KvCache, Linear, RmsNorm, Rotary};
+use tuna_nn::{
+    linear, linear_no_bias, Activation, Hooks, KvCache, Linear, LinearVisitor, RmsNorm, Rotary,
+    Sublayer, SublayerHook, Visitor,
+};
 
 /// The fields of a Llama/Qwen2 `config.json` that the model needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,9 +183,8 @@ struct Block {
     self_attn: SelfAttention,
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
-    /// Bottleneck adapters after the attention output and the feed-forward output.
-    adapter_attn: Option<Bottleneck>,
-    adapter_ffn: Option<Bottleneck>,
+    /// Methods' transformations of the sublayer outputs.
+    hooks: Hooks,
 }
 
 impl Block {
@@ -195,8 +195,7 @@ impl Block {
             self_attn: SelfAttention::load(cfg, vb.pp("self_attn"))?,
             post_attention_layernorm: RmsNorm::load(h, eps, vb.pp("post_attention_layernorm"))?,
             mlp: Mlp::load(cfg, vb.pp("mlp"))?,
-            adapter_attn: None,
-            adapter_ffn: None,
+            hooks: Hooks::default(),
         })
     }
 
@@ -208,20 +207,14 @@ impl Block {
         pos: &Positions,
         past: Past,
     ) -> Result<Tensor> {
-        let mut a =
+        let a =
             self.self_attn
                 .forward(&self.input_layernorm.forward(x)?, rotary, mask, pos, past)?;
-        if let Some(ad) = &self.adapter_attn {
-            a = ad.forward(&a)?;
-        }
-        let x = (x + a)?;
-        let mut m = self
+        let x = (x + self.hooks.apply(Sublayer::Attention, a)?)?;
+        let m = self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&x)?)?;
-        if let Some(ad) = &self.adapter_ffn {
-            m = ad.forward(&m)?;
-        }
-        x + m
+        x + self.hooks.apply(Sublayer::FeedForward, m)?
     }
 
     fn linears(&mut self, prefix: &str, f: &mut LinearVisitor) -> Result<()> {
@@ -242,13 +235,7 @@ impl Block {
         self.post_attention_layernorm
             .visit(&format!("{prefix}.post_attention_layernorm"), f)?;
         self.linears(prefix, &mut |name, l| l.visit(name, f))?;
-        if let Some(a) = &mut self.adapter_attn {
-            a.visit(&format!("{prefix}.adapter_attn"), f)?;
-        }
-        if let Some(a) = &mut self.adapter_ffn {
-            a.visit(&format!("{prefix}.adapter_ffn"), f)?;
-        }
-        Ok(())
+        self.hooks.visit(prefix, f)
     }
 }
 
@@ -363,7 +350,7 @@ impl Llama {
         self.final_norm(&h)
     }
 
-    /// Visits every tensor (weights, LoRA, adapters) by its Hugging Face / PEFT key name. A tied
+    /// Visits every tensor (weights and the methods' parts) by its Hugging Face / PEFT key name. A tied
     /// output layer is the embedding and is not visited twice.
     pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
         let h = self.cfg.hidden_size;
@@ -382,7 +369,7 @@ impl Llama {
         self.norm.visit("model.norm", f)
     }
 
-    /// Visits every linear layer of the blocks by module name (LoRA targets).
+    /// Visits every linear layer of the blocks by module name (weight-delta targets).
     pub fn linears(&mut self, f: &mut LinearVisitor) -> Result<()> {
         for i in 0..self.blocks.len() {
             let prefix = self.block_name(i);
@@ -391,17 +378,14 @@ impl Llama {
         Ok(())
     }
 
-    /// Adds bottleneck adapters of `size` after attention and feed-forward in every block.
-    pub fn add_adapters(&mut self, size: usize, act: Activation, rng: &mut Rng) -> Result<()> {
-        let (h, dev) = (
-            self.cfg.hidden_size,
-            self.embed_tokens.embeddings().device().clone(),
-        );
-        for b in &mut self.blocks {
-            b.adapter_attn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
-            b.adapter_ffn = Some(Bottleneck::init(h, size, act, rng, &dev)?);
-        }
-        Ok(())
+    /// Puts `hook` on sublayer `at` of block `block`.
+    pub fn set_hook(&mut self, block: usize, at: Sublayer, hook: Box<dyn SublayerHook>) {
+        self.blocks[block].hooks.set(at, hook);
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> &candle_core::Device {
+        self.embed_tokens.embeddings().device()
     }
 
     /// True when the output layer shares the token embedding matrix.

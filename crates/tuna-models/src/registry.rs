@@ -5,6 +5,7 @@ use crate::bert::{Bert, BertConfig, DistilBertConfig};
 use crate::ctx::Ctx;
 use crate::gguf::load_gguf;
 use crate::llama::{Llama, LlamaConfig};
+use crate::network::Network;
 use crate::tokenizer::{pad_batch, Batch, TextTokenizer};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -31,20 +32,6 @@ impl Family {
             Family::Llama => Pooling::Last,
         }
     }
-
-    /// Default LoRA target modules, by Hugging Face module name.
-    pub fn default_lora_targets(self) -> &'static [&'static str] {
-        match self {
-            Family::Bert => &["query", "value"],
-            Family::Llama => &["q_proj", "v_proj"],
-        }
-    }
-}
-
-/// The network of a loaded model.
-pub enum Network {
-    Bert(Bert),
-    Llama(Llama),
 }
 
 /// Facts about a loaded model, for logs and run records.

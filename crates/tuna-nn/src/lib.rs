@@ -6,15 +6,15 @@
 
 pub mod activation;
 pub mod attention;
-pub mod bottleneck;
+pub mod delta;
 pub mod dropout;
 pub mod frozen_linear;
 pub mod gelu;
+pub mod hook;
 pub mod init;
 pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
-pub mod lora;
 pub mod mask;
 pub mod ops;
 pub mod pooling;
@@ -22,13 +22,15 @@ pub mod rms_norm;
 pub mod rotary;
 pub mod row_split;
 pub mod train_kernels;
+pub mod visit;
 
 pub use activation::Activation;
-pub use bottleneck::Bottleneck;
+pub use delta::WeightDelta;
+pub use hook::{Hooks, Sublayer, SublayerHook};
 pub use kv_cache::KvCache;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, linear_no_bias, Linear};
-pub use lora::LoraDelta;
 pub use pooling::Pooling;
 pub use rms_norm::RmsNorm;
 pub use rotary::Rotary;
+pub use visit::{LinearVisitor, Visitor};

@@ -1,7 +1,8 @@
 //! Fully connected layer `y = x W^T + b`, loaded from `weight` (out, in) and optional `bias`,
-//! with an optional LoRA update.
+//! with an optional [`WeightDelta`] (the seam adaptation methods use).
 
-use crate::lora::LoraDelta;
+use crate::delta::WeightDelta;
+use crate::visit::Visitor;
 use crate::{frozen_linear, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -11,8 +12,8 @@ use candle_nn::VarBuilder;
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
-    /// LoRA update added to the output, if attached.
-    pub lora: Option<LoraDelta>,
+    /// A method's change to the layer's output, if attached.
+    pub delta: Option<Box<dyn WeightDelta>>,
 }
 
 impl Linear {
@@ -21,7 +22,7 @@ impl Linear {
         Self {
             weight,
             bias,
-            lora: None,
+            delta: None,
         }
     }
 
@@ -31,66 +32,72 @@ impl Linear {
         Ok((i, o))
     }
 
-    /// Visits `weight`, `bias` and LoRA's `lora_A.weight` / `lora_B.weight` under `prefix`
-    /// (PEFT's names), letting `f` replace them.
-    pub fn visit(
-        &mut self,
-        prefix: &str,
-        f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>,
-    ) -> Result<()> {
+    /// Visits `weight`, `bias` and the delta's tensors under `prefix` (PEFT's names), letting
+    /// `f` replace them.
+    pub fn visit(&mut self, prefix: &str, f: &mut Visitor) -> Result<()> {
         f(&format!("{prefix}.weight"), &mut self.weight)?;
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}.bias"), b)?;
         }
-        if let Some(l) = &mut self.lora {
-            f(&format!("{prefix}.lora_A.weight"), &mut l.a)?;
-            f(&format!("{prefix}.lora_B.weight"), &mut l.b)?;
+        if let Some(d) = &mut self.delta {
+            d.visit(prefix, f)?;
         }
         Ok(())
     }
 
-    /// Folds the LoRA update into the weight and removes it.
-    pub fn merge_lora(&mut self) -> Result<()> {
-        if let Some(l) = self.lora.take() {
-            self.weight = (&self.weight + l.dense()?)?;
+    /// Folds the delta into the weight (and bias) and removes it.
+    pub fn merge_delta(&mut self) -> Result<()> {
+        if let Some(d) = self.delta.take() {
+            let (w, b) = d.merge(&self.weight, self.bias.as_ref())?;
+            self.weight = w;
+            self.bias = b;
         }
         Ok(())
     }
 
-    /// `x W^T + b` without the LoRA update.
+    /// `x W^T + b` without the delta.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
         self.rows(x, false)
     }
 
-    /// The LoRA update alone for `x` (any leading dims), if a LoRA is attached.
-    pub fn lora_delta(&self, x: &Tensor) -> Result<Option<Tensor>> {
-        let Some(l) = &self.lora else { return Ok(None) };
-        let (lead, x2) = flatten_rows(x)?;
-        let d = l.forward(&x2)?;
-        Ok(Some(match lead {
-            Some((b, t)) => d.reshape((b, t, ()))?,
-            None => d,
-        }))
+    /// The layer's output for `x` (any leading dims) given `base`, the frozen product of `x`
+    /// computed elsewhere (a slice of a fused product): the delta applied to it, or the whole
+    /// layer again when the delta changes the product's input.
+    pub fn finish(&self, x: &Tensor, base: Tensor) -> Result<Tensor> {
+        let Some(d) = &self.delta else {
+            return Ok(base);
+        };
+        let (_, x2) = flatten_rows(x)?;
+        if d.input(&x2)?.is_some() {
+            return self.forward(x);
+        }
+        d.output(x, base, &self.weight, self.bias.as_ref())
     }
 
-    fn rows(&self, x: &Tensor, with_lora: bool) -> Result<Tensor> {
+    fn rows(&self, x: &Tensor, with_delta: bool) -> Result<Tensor> {
         // Work on 2-D rows: one matmul over all positions, then the bias add on the same rows.
         let (lead, x2) = flatten_rows(x)?;
-        let mut y = if frozen_linear::applies(&x2, &self.weight, self.bias.as_ref()) {
-            frozen_linear::frozen_linear(&x2, &self.weight, self.bias.as_ref())?
+        let delta = self.delta.as_ref().filter(|_| with_delta);
+        let input = match delta {
+            Some(d) => d.input(&x2)?,
+            None => None,
+        };
+        let xin = input.as_ref().unwrap_or(&x2);
+        let mut y = if frozen_linear::applies(xin, &self.weight, self.bias.as_ref()) {
+            frozen_linear::frozen_linear(xin, &self.weight, self.bias.as_ref())?
         } else {
-            let y = if row_split::applies(&x2, &self.weight) {
-                row_split::row_split_matmul(&x2, &self.weight)?
+            let y = if row_split::applies(xin, &self.weight) {
+                row_split::row_split_matmul(xin, &self.weight)?
             } else {
-                x2.matmul(&self.weight.t()?)?
+                xin.matmul(&self.weight.t()?)?
             };
             match &self.bias {
                 Some(b) => y.broadcast_add(b)?,
                 None => y,
             }
         };
-        if let (true, Some(l)) = (with_lora, &self.lora) {
-            y = (y + l.forward(&x2)?)?;
+        if let Some(d) = delta {
+            y = d.output(&x2, y, &self.weight, self.bias.as_ref())?;
         }
         match lead {
             Some((b, t)) => y.reshape((b, t, ())),
@@ -133,7 +140,7 @@ impl Module for Linear {
 }
 
 /// (B, T, I) -> ((B, T), (B*T, I)); 2-D input unchanged.
-fn flatten_rows(x: &Tensor) -> Result<(Option<(usize, usize)>, Tensor)> {
+pub fn flatten_rows(x: &Tensor) -> Result<(Option<(usize, usize)>, Tensor)> {
     Ok(match x.dims() {
         [b, t, i] => (Some((*b, *t)), x.reshape((b * t, *i))?),
         _ => (None, x.clone()),

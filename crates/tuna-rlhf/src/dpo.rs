@@ -13,14 +13,15 @@ use crate::stage::{
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tuna_adapt::Method;
 use tuna_models::Model;
-use tuna_train::finetune::{MethodConfig, TaskModel, TrainConfig};
+use tuna_train::finetune::{TaskModel, TrainConfig};
 use tuna_train::{Error, Progress, Result};
 
 /// Everything that defines a DPO run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DpoConfig {
-    pub method: MethodConfig,
+    pub method: Method,
     pub train: TrainConfig,
     pub format: FormatKind,
     pub held_out: f64,

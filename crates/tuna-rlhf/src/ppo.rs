@@ -16,17 +16,20 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
+use tuna_adapt::{Method, MethodName};
 use tuna_core::Rng;
 use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling, StopReason};
 use tuna_models::Model;
-use tuna_train::finetune::{save_head, MethodConfig, MethodKind, TaskModel, TrainConfig};
+use tuna_train::finetune::{save_head, HeadConfig, TaskModel, TrainConfig};
 use tuna_train::optimize::seed::mix;
 use tuna_train::{Error, Progress, Result};
 
 /// Everything that defines a PPO run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PpoConfig {
-    pub method: MethodConfig,
+    pub method: Method,
+    /// The value head.
+    pub head: HeadConfig,
     /// Learning rate, schedule, clipping, seed, checkpoint interval (in iterations).
     pub train: TrainConfig,
     pub format: FormatKind,
@@ -128,13 +131,13 @@ fn responses(
 fn reference_logp(tm: &mut TaskModel, seqs: &[&Seq]) -> Result<Vec<f32>> {
     let mut stash = vec![];
     tm.model.network.linears(&mut |_, l| {
-        stash.push(l.lora.take());
+        stash.push(l.delta.take());
         Ok(())
     })?;
     let r = response_logprobs(tm, seqs, false).and_then(|s| s.logp.to_vec1::<f32>());
     let mut it = stash.into_iter();
     tm.model.network.linears(&mut |_, l| {
-        l.lora = it.next().flatten();
+        l.delta = it.next().flatten();
         Ok(())
     })?;
     Ok(r?)
@@ -286,7 +289,7 @@ pub fn ppo(
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<(TaskModel, PpoReport)> {
-    if cfg.method.kind != MethodKind::Lora {
+    if cfg.method.name() != MethodName::Lora {
         return Err(Error::Invalid(
             "PPO trains a LoRA policy (its reference is the same model with LoRA off): use --method lora".into(),
         ));
@@ -298,7 +301,7 @@ pub fn ppo(
     }
     model.causal_lm()?;
     let source = model.info.source.clone();
-    let mut tm = TaskModel::build(model, cfg.method.clone(), 1, cfg.train.seed)?;
+    let mut tm = TaskModel::build(model, cfg.method.clone(), &cfg.head, 1, cfg.train.seed)?;
     let ctx = Ppo::new(&tm, rm, prompts, cfg)?;
     let names = trainable(&mut tm, true)?;
     let total = cfg.iterations * steps_per_iteration(cfg);

@@ -12,17 +12,20 @@ use crate::stage::{
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tuna_adapt::Method;
 use tuna_models::tokenizer::pad_batch;
 use tuna_models::Model;
 use tuna_train::finetune::{
-    load_finetuned, save_method_files, FinetuneConfig, MethodConfig, TaskModel, TrainConfig,
+    load_finetuned, save_method_files, FinetuneConfig, HeadConfig, TaskModel, TrainConfig,
 };
 use tuna_train::{Error, Progress, Result};
 
 /// Everything that defines a reward-model run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RewardConfig {
-    pub method: MethodConfig,
+    pub method: Method,
+    /// The scalar head.
+    pub head: HeadConfig,
     pub train: TrainConfig,
     pub format: FormatKind,
     /// Share of the pairs held out for the reported accuracy.
@@ -90,6 +93,7 @@ impl RewardModel {
             .ok_or_else(|| tuna_core::Error::bad_file(&path, "no `model`"))?;
         let ft = FinetuneConfig {
             method: cfg.method.clone(),
+            head: cfg.head.clone(),
             train: cfg.train.clone(),
         };
         let tm = load_finetuned(run, &ft, 1, Path::new(model), device)?;
@@ -167,7 +171,7 @@ pub fn train_reward(
 ) -> Result<(RewardModel, RewardReport)> {
     model.causal_lm()?;
     let source = model.info.source.clone();
-    let mut tm = TaskModel::build(model, cfg.method.clone(), 1, cfg.train.seed)?;
+    let mut tm = TaskModel::build(model, cfg.method.clone(), &cfg.head, 1, cfg.train.seed)?;
     let fmt = Formatter::new(cfg.format, &tm.model.tokenizer, cfg.train.max_len)?;
     let (train_idx, held_idx) = split_indices(pairs.len(), cfg.held_out, cfg.train.seed);
     let tokenise = |idx: &[usize]| -> Result<Vec<(Seq, Seq)>> {

@@ -13,16 +13,18 @@ use crate::stage::{
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tuna_adapt::{Method, MethodName};
 use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling};
 use tuna_models::Model;
+use tuna_nn::Pooling;
 use tuna_train::finetune::merge::write_checkpoint;
-use tuna_train::finetune::{peft, MethodConfig, MethodKind, TaskModel, TrainConfig};
+use tuna_train::finetune::{peft, HeadConfig, TaskModel, TrainConfig};
 use tuna_train::{Error, Progress, Result};
 
 /// Everything that defines a supervised finetuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SftConfig {
-    pub method: MethodConfig,
+    pub method: Method,
     pub train: TrainConfig,
     pub format: FormatKind,
     /// Share of the examples held out for the evaluation loss and the samples.
@@ -88,18 +90,24 @@ impl Stage for SftStage {
 }
 
 /// Builds a language model with `method`'s trainable pieces (its head is unused).
-pub fn language_model(model: Model, method: &MethodConfig, seed: u64) -> Result<TaskModel> {
+pub fn language_model(model: Model, method: &Method, seed: u64) -> Result<TaskModel> {
     model.causal_lm()?;
-    match method.kind {
-        MethodKind::Full | MethodKind::Lora => {}
+    match method.name() {
+        MethodName::Full | MethodName::Lora => {}
         k => {
             return Err(Error::Invalid(format!(
                 "method `{}` is not available here: use full or lora",
-                k.name()
+                k.as_str()
             )))
         }
     }
-    Ok(TaskModel::build(model, method.clone(), 1, seed)?)
+    // The head is never used: a plain one keeps the random draws of the method the same.
+    let head = HeadConfig {
+        pooling: Pooling::Last,
+        hidden: 0,
+        dropout: 0.0,
+    };
+    Ok(TaskModel::build(model, method.clone(), &head, 1, seed)?)
 }
 
 /// Trains on `examples` and writes the run into `run` (created by the caller).
@@ -160,12 +168,12 @@ pub fn sft(
     Ok((tm, report))
 }
 
-/// Writes a trained language model into `run`: a LoRA method's adapter (PEFT layout) in
+/// Writes a trained language model into `run`: a weight-delta method's adapter (PEFT layout) in
 /// `adapter/`, then the model with the adapter merged as a plain checkpoint in `model/`.
 pub fn save_language_model(tm: &mut TaskModel, run: &Path, source: &Path) -> Result<()> {
-    if tm.method.kind == MethodKind::Lora {
+    if tm.method.mergeable() {
         peft::save_adapter(tm, &run.join("adapter"), source)?;
-        tm.model.network.merge_lora()?;
+        tm.model.network.merge_deltas()?;
     }
     write_checkpoint(&mut tm.model, &run.join(MODEL_DIR))?;
     Ok(())

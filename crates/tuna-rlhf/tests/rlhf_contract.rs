@@ -17,29 +17,26 @@ use tuna_rlhf::reward::{train_reward, RewardConfig};
 use tuna_rlhf::sft::{language_model, sft, SftConfig, MODEL_DIR};
 use tuna_rlhf::{Example, FormatKind, Formatter, Pair, Prompt};
 use tuna_train::finetune::head::is_head_tensor;
-use tuna_train::finetune::{
-    peft, LoraSettings, MethodConfig, MethodKind, TaskModel, TrainConfig, HEAD_FILE,
-};
+use tuna_adapt::{Method, MethodArgs, MethodName};
+use tuna_train::finetune::{peft, HeadConfig, TaskModel, TrainConfig, HEAD_FILE};
 use tuna_train::{Progress, Silent};
 
-fn method(kind: MethodKind) -> MethodConfig {
-    MethodConfig {
-        kind,
-        unfreeze_last: 0,
-        lora: LoraSettings {
-            r: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec![],
-            target_regex: None,
-        },
-        adapter_size: 8,
-        virtual_tokens: 4,
-        prefix_hidden: 16,
-        prompt_init: None,
+fn method(kind: MethodName) -> Method {
+    let mut a = MethodArgs::defaults();
+    a.lora.lora_r = 4;
+    a.lora.lora_alpha = 8.0;
+    a.lora.lora_dropout = 0.0;
+    a.adapter.adapter_size = 8;
+    a.virtual_tokens = 4;
+    a.prefix.prefix_hidden = 16;
+    a.method(kind)
+}
+
+fn head(hidden: usize) -> HeadConfig {
+    HeadConfig {
         pooling: Pooling::Last,
-        head_hidden: 0,
-        head_dropout: 0.0,
+        hidden,
+        dropout: 0.0,
     }
 }
 
@@ -95,7 +92,7 @@ fn pairs() -> Vec<Pair> {
 #[test]
 fn response_logprobs_match_the_full_softmax() {
     let d = tempfile::tempdir().unwrap();
-    let tm = language_model(tiny(&d.path().join("lm")), &method(MethodKind::Lora), 1).unwrap();
+    let tm = language_model(tiny(&d.path().join("lm")), &method(MethodName::Lora), 1).unwrap();
     let fmt = Formatter::new(FormatKind::Alpaca, &tm.model.tokenizer, 64).unwrap();
     let a = fmt.seq(&task(0), "hi there").unwrap();
     let b = fmt.seq(&task(1), "yes").unwrap();
@@ -161,7 +158,7 @@ impl Progress for KillAt {
 
 fn sft_cfg() -> SftConfig {
     SftConfig {
-        method: method(MethodKind::Full),
+        method: method(MethodName::Full),
         train: train(3, 3e-3),
         format: FormatKind::Alpaca,
         held_out: 0.2,
@@ -213,7 +210,8 @@ fn sft_lowers_the_held_out_loss_and_resumes_exactly() {
 fn reward_model_learns_a_separable_preference() {
     let d = tempfile::tempdir().unwrap();
     let cfg = RewardConfig {
-        method: method(MethodKind::Full),
+        method: method(MethodName::Full),
+        head: head(0),
         train: train(6, 2e-3),
         format: FormatKind::Alpaca,
         held_out: 0.25,
@@ -241,7 +239,7 @@ fn reward_model_learns_a_separable_preference() {
 fn dpo_widens_the_held_out_margin() {
     let d = tempfile::tempdir().unwrap();
     let cfg = DpoConfig {
-        method: method(MethodKind::Lora),
+        method: method(MethodName::Lora),
         train: train(3, 5e-3),
         format: FormatKind::Alpaca,
         held_out: 0.25,
@@ -274,7 +272,8 @@ fn ppo_runs_against_a_reward_model_from_the_reference() {
     let d = tempfile::tempdir().unwrap();
     let lm = d.path().join("lm");
     let rcfg = RewardConfig {
-        method: method(MethodKind::Lora),
+        method: method(MethodName::Lora),
+        head: head(0),
         train: train(1, 1e-3),
         format: FormatKind::Alpaca,
         held_out: 0.25,
@@ -283,7 +282,8 @@ fn ppo_runs_against_a_reward_model_from_the_reference() {
     std::fs::create_dir_all(&run).unwrap();
     let (rm, _) = train_reward(tiny(&lm), &pairs(), &rcfg, &run, false, &Silent).unwrap();
     let cfg = PpoConfig {
-        method: method(MethodKind::Lora),
+        method: method(MethodName::Lora),
+        head: head(0),
         train: train(1, 1e-3),
         format: FormatKind::Alpaca,
         held_out: 0.2,
@@ -356,7 +356,8 @@ fn ppo_saves_and_reloads_a_value_head_with_a_hidden_layer() {
     let d = tempfile::tempdir().unwrap();
     let lm = d.path().join("lm");
     let rcfg = RewardConfig {
-        method: method(MethodKind::Lora),
+        method: method(MethodName::Lora),
+        head: head(0),
         train: train(1, 1e-3),
         format: FormatKind::Alpaca,
         held_out: 0.25,
@@ -364,10 +365,10 @@ fn ppo_saves_and_reloads_a_value_head_with_a_hidden_layer() {
     let run = d.path().join("rm");
     std::fs::create_dir_all(&run).unwrap();
     let (rm, _) = train_reward(tiny(&lm), &pairs(), &rcfg, &run, false, &Silent).unwrap();
-    let mut m = method(MethodKind::Lora);
-    m.head_hidden = 8;
+    let m = method(MethodName::Lora);
     let cfg = PpoConfig {
         method: m.clone(),
+        head: head(8),
         train: train(1, 1e-2),
         format: FormatKind::Alpaca,
         held_out: 0.2,
@@ -401,7 +402,7 @@ fn ppo_saves_and_reloads_a_value_head_with_a_hidden_layer() {
         "the head file lacks part of the head"
     );
     // A fresh policy with the saved head has the trained head, every tensor of it.
-    let mut fresh = TaskModel::build(tiny(&lm), m, 1, cfg.train.seed).unwrap();
+    let mut fresh = TaskModel::build(tiny(&lm), m, &head(8), 1, cfg.train.seed).unwrap();
     let untrained = head_tensors(&mut fresh);
     peft::load_into(&mut fresh, saved, &file).unwrap();
     let want = head_tensors(&mut trained);

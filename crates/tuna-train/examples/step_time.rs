@@ -11,7 +11,8 @@ use tuna_models::tokenizer::pad_batch;
 use tuna_nn::dropout::TrainScope;
 use tuna_train::finetune::adamw::{clip_grad_norm, AdamW};
 use tuna_train::finetune::params::{trainable_names, Params};
-use tuna_train::finetune::{LoraSettings, MethodConfig, MethodKind, TaskModel};
+use tuna_adapt::{MethodArgs, MethodName};
+use tuna_train::finetune::{HeadConfig, TaskModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tuna_train::alloc::keep_freed_memory(); // as the `tuna` binary does
@@ -19,33 +20,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: step_time MODEL full|lora [BATCH] [LEN] [STEPS]";
     let model_path = args.get(1).ok_or(usage)?;
     let kind = match args.get(2).map(String::as_str) {
-        Some("full") => MethodKind::Full,
-        Some("lora") => MethodKind::Lora,
+        Some("full") => MethodName::Full,
+        Some("lora") => MethodName::Lora,
         _ => return Err(usage.into()),
     };
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (batch, len, steps, warmup) = (num(3, 16), num(4, 128), num(5, 20), 3);
     let model = load_model(std::path::Path::new(model_path), &Device::Cpu)?;
     let pooling = model.info.family.default_pooling();
-    let method = MethodConfig {
-        kind,
-        unfreeze_last: 0,
-        lora: LoraSettings {
-            r: 8,
-            alpha: 16.0,
-            dropout: 0.1,
-            targets: vec![],
-            target_regex: None,
-        },
-        adapter_size: 64,
-        virtual_tokens: 20,
-        prefix_hidden: 512,
-        prompt_init: None,
+    let method = MethodArgs::defaults().method(kind);
+    let head = HeadConfig {
         pooling,
-        head_hidden: 0,
-        head_dropout: 0.1,
+        hidden: 0,
+        dropout: 0.1,
     };
-    let mut tm = TaskModel::build(model, method, 2, 42)?;
+    let mut tm = TaskModel::build(model, method, &head, 2, 42)?;
     let names = trainable_names(&mut tm)?;
     let params = Params::create(&mut tm, &names)?;
     let mut opt = AdamW::new(&params.list)?;
@@ -81,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         serde_json::json!({
-            "method": kind.name(), "median_step_s": times[times.len() / 2], "steps": steps,
+            "method": kind.as_str(), "median_step_s": times[times.len() / 2], "steps": steps,
             "batch": batch, "len": len, "trainable_params": params.count(),
             "threads": std::env::var("RAYON_NUM_THREADS").ok(),
             "peak_rss_mib": tuna_train::finetune::peak_rss_bytes() / (1 << 20),

@@ -1,21 +1,21 @@
 //! Contract tests of every finetuning method on both families (tiny random models): what
 //! trains and how much (attention-pooled heads included), no-op at initialisation, gradients reach every trainable tensor, the
-//! loss falls, save -> load gives the same outputs, merged LoRA equals unmerged, and a killed
+//! loss falls, save -> load gives the same outputs, merged LoRA, DoRA and IA3 equal unmerged, and a killed
 //! run resumed from its checkpoint ends exactly like an uninterrupted one.
 
 use candle_core::{Device, Tensor};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use tuna_data::{Format, ReadOptions, SplitSpec};
-use tuna_models::registry::Network;
+use tuna_models::Network;
 use tuna_models::testing::{write_tiny_bert, write_tiny_llama};
 use tuna_models::tokenizer::pad_batch;
 use tuna_models::{load_model, Batch, Model};
 use tuna_nn::Pooling;
 use tuna_train::finetune::params::{trainable_names, Params};
+use tuna_adapt::{Method, MethodArgs, MethodName};
 use tuna_train::finetune::{
-    finetune, load_finetuned, FinetuneConfig, LoraSettings, MethodConfig, MethodKind, TaskModel,
-    TrainConfig,
+    finetune, load_finetuned, FinetuneConfig, HeadConfig, TaskModel, TrainConfig,
 };
 use tuna_train::run::RunWriter;
 use tuna_train::task_data::{load_task_data, DataSpec, TaskData};
@@ -26,24 +26,23 @@ const R: usize = 2; // LoRA rank
 const M: usize = 8; // adapter size
 const HID: usize = 16; // prefix MLP
 
-fn method(kind: MethodKind, unfreeze: usize, pooling: Pooling) -> MethodConfig {
-    MethodConfig {
-        kind,
-        unfreeze_last: unfreeze,
-        lora: LoraSettings {
-            r: R,
-            alpha: 4.0,
-            dropout: 0.0,
-            targets: vec![],
-            target_regex: None,
-        },
-        adapter_size: M,
-        virtual_tokens: P,
-        prefix_hidden: HID,
-        prompt_init: None,
+fn method(kind: MethodName, unfreeze: usize) -> Method {
+    let mut a = MethodArgs::defaults();
+    a.head.unfreeze_last = unfreeze;
+    a.lora.lora_r = R;
+    a.lora.lora_alpha = 4.0;
+    a.lora.lora_dropout = 0.0;
+    a.adapter.adapter_size = M;
+    a.virtual_tokens = P;
+    a.prefix.prefix_hidden = HID;
+    a.method(kind)
+}
+
+fn head(pooling: Pooling) -> HeadConfig {
+    HeadConfig {
         pooling,
-        head_hidden: 0,
-        head_dropout: 0.0,
+        hidden: 0,
+        dropout: 0.0,
     }
 }
 
@@ -114,7 +113,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 /// Trainable values the method should have, from the architecture.
-fn expected_count(model: &Model, kind: MethodKind, unfreeze: usize, pooling: Pooling) -> usize {
+fn expected_count(model: &Model, kind: MethodName, unfreeze: usize, pooling: Pooling) -> usize {
     let c = 2;
     let pool = if pooling.is_learned() {
         model.info.hidden_size
@@ -133,18 +132,21 @@ fn expected_count(model: &Model, kind: MethodKind, unfreeze: usize, pooling: Poo
             let head = h * c + c;
             let block = 4 * (h * h + h) + 2 * 2 * h + (h * i + i) + (i * h + h);
             head + match kind {
-                MethodKind::Head => unfreeze * block,
-                MethodKind::Full => {
+                MethodName::Head => unfreeze * block,
+                MethodName::Full => {
                     v * h
                         + cfg.max_position_embeddings * h
                         + cfg.type_vocab_size * h
                         + 2 * h
                         + l * block
                 }
-                MethodKind::Lora => l * 2 * R * (h + h),
-                MethodKind::Adapter => l * 2 * (h * M + M + M * h + h),
-                MethodKind::Prefix => P * h + h * HID + HID + HID * (l * 2 * h) + l * 2 * h,
-                MethodKind::Prompt => P * h,
+                MethodName::Lora => l * 2 * R * (h + h),
+                MethodName::Dora => l * 2 * (R * (h + h) + h),
+                // key and value scale their outputs; both `output.dense` layers their input.
+                MethodName::Ia3 => l * (3 * h + i),
+                MethodName::Adapter => l * 2 * (h * M + M + M * h + h),
+                MethodName::Prefix => P * h + h * HID + HID + HID * (l * 2 * h) + l * 2 * h,
+                MethodName::Prompt => P * h,
             }
         }
         Network::Llama(m) => {
@@ -162,25 +164,29 @@ fn expected_count(model: &Model, kind: MethodKind, unfreeze: usize, pooling: Poo
             let head = h * c;
             let block = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
             head + match kind {
-                MethodKind::Head => unfreeze * block + if unfreeze > 0 { h } else { 0 },
-                MethodKind::Full => v * h + l * block + h,
-                MethodKind::Lora => l * (R * (h + q) + R * (h + kv)),
-                MethodKind::Adapter => l * 2 * (h * M + M + M * h + h),
-                MethodKind::Prefix => P * h + h * HID + HID + HID * (l * 2 * kv) + l * 2 * kv,
-                MethodKind::Prompt => P * h,
+                MethodName::Head => unfreeze * block + if unfreeze > 0 { h } else { 0 },
+                MethodName::Full => v * h + l * block + h,
+                MethodName::Lora => l * (R * (h + q) + R * (h + kv)),
+                MethodName::Dora => l * (R * (h + q) + R * (h + kv) + q + kv),
+                MethodName::Ia3 => l * (2 * kv + i),
+                MethodName::Adapter => l * 2 * (h * M + M + M * h + h),
+                MethodName::Prefix => P * h + h * HID + HID + HID * (l * 2 * kv) + l * 2 * kv,
+                MethodName::Prompt => P * h,
             }
         }
     }
 }
 
-const METHODS: [(MethodKind, usize); 7] = [
-    (MethodKind::Head, 0),
-    (MethodKind::Head, 1),
-    (MethodKind::Full, 0),
-    (MethodKind::Lora, 0),
-    (MethodKind::Adapter, 0),
-    (MethodKind::Prefix, 0),
-    (MethodKind::Prompt, 0),
+const METHODS: [(MethodName, usize); 9] = [
+    (MethodName::Head, 0),
+    (MethodName::Head, 1),
+    (MethodName::Full, 0),
+    (MethodName::Lora, 0),
+    (MethodName::Dora, 0),
+    (MethodName::Ia3, 0),
+    (MethodName::Adapter, 0),
+    (MethodName::Prefix, 0),
+    (MethodName::Prompt, 0),
 ];
 
 fn contract(model_dir: &Path, family_pooling: Pooling) {
@@ -189,22 +195,23 @@ fn contract(model_dir: &Path, family_pooling: Pooling) {
     let runs = METHODS
         .iter()
         .map(|&(kind, unfreeze)| (kind, unfreeze, family_pooling))
-        .chain([(MethodKind::Head, 0, Pooling::Attention)]);
+        .chain([(MethodName::Head, 0, Pooling::Attention)]);
     for (kind, unfreeze, pooling) in runs {
         let what = format!(
             "{} (unfreeze {unfreeze}, {pooling} pooling) on {}",
-            kind.name(),
+            kind.as_str(),
             model_dir.display()
         );
         let base = load_model(model_dir, &Device::Cpu).unwrap();
         let b = batch(&base);
         let base_hidden = base.hidden_states(&b).unwrap();
-        let mcfg = method(kind, unfreeze, pooling);
+        let mcfg = method(kind, unfreeze);
 
         // Structure: counts, no-op at init, gradients everywhere.
         let mut tm = TaskModel::build(
             load_model(model_dir, &Device::Cpu).unwrap(),
             mcfg.clone(),
+            &head(pooling),
             2,
             7,
         )
@@ -218,7 +225,12 @@ fn contract(model_dir: &Path, family_pooling: Pooling) {
         );
         if matches!(
             kind,
-            MethodKind::Lora | MethodKind::Adapter | MethodKind::Head | MethodKind::Full
+            MethodName::Lora
+                | MethodName::Dora
+                | MethodName::Ia3
+                | MethodName::Adapter
+                | MethodName::Head
+                | MethodName::Full
         ) {
             let h = tm.model.hidden_states(&b).unwrap();
             assert!(
@@ -241,13 +253,14 @@ fn contract(model_dir: &Path, family_pooling: Pooling) {
         // Training: the loss falls; save -> load gives the same outputs.
         let cfg = FinetuneConfig {
             method: mcfg,
+            head: head(pooling),
             train: TrainConfig {
                 epochs: 4,
                 batch_size: 4,
                 lr: match kind {
-                    MethodKind::Full => 2e-3,
-                    MethodKind::Head if unfreeze > 0 => 2e-3,
-                    MethodKind::Prompt | MethodKind::Prefix => 3e-2,
+                    MethodName::Full => 2e-3,
+                    MethodName::Head if unfreeze > 0 => 2e-3,
+                    MethodName::Prompt | MethodName::Prefix => 3e-2,
                     _ => 1e-2,
                 },
                 warmup: 0.0,
@@ -258,7 +271,7 @@ fn contract(model_dir: &Path, family_pooling: Pooling) {
         };
         let run_dir = root
             .path()
-            .join(format!("run-{}-{unfreeze}-{pooling}", kind.name()));
+            .join(format!("run-{}-{unfreeze}-{pooling}", kind.as_str()));
         let writer = RunWriter::create(&run_dir, false).unwrap();
         let (mut tm, res) = finetune(
             load_model(model_dir, &Device::Cpu).unwrap(),
@@ -282,8 +295,8 @@ fn contract(model_dir: &Path, family_pooling: Pooling) {
             max_diff(&trained, &loaded.logits(&b).unwrap()) < 1e-5,
             "{what}: save -> load changed outputs"
         );
-        if kind == MethodKind::Lora {
-            tm.model.network.merge_lora().unwrap();
+        if cfg.method.mergeable() {
+            tm.model.network.merge_deltas().unwrap();
             assert!(
                 max_diff(&trained, &tm.logits(&b).unwrap()) < 1e-4,
                 "{what}: merged != unmerged"
@@ -335,11 +348,16 @@ fn resume_after_a_kill_ends_like_an_uninterrupted_run() {
     let model_dir = d.path().join("model");
     write_tiny_bert(&model_dir, "bert", 5).unwrap();
     let task = data(d.path());
-    let mut m = method(MethodKind::Lora, 0, Pooling::Mean);
-    m.lora.dropout = 0.1;
-    m.head_dropout = 0.1;
+    let mut m = method(MethodName::Lora, 0);
+    if let Method::Lora(l) = &mut m {
+        l.dropout = 0.1;
+    }
     let cfg = FinetuneConfig {
         method: m,
+        head: HeadConfig {
+            dropout: 0.1,
+            ..head(Pooling::Mean)
+        },
         train: TrainConfig {
             epochs: 3,
             batch_size: 4,

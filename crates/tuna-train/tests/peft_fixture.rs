@@ -1,4 +1,4 @@
-//! tuna loads adapters made by PEFT (fixtures written by bench/reference/make_peft_fixture.py
+//! tuna loads adapters made by PEFT (LoRA, DoRA, IA3, prompt and prefix tuning) (fixtures written by bench/reference/make_peft_fixture.py
 //! with transformers + PEFT on a tiny BERT) and reproduces PEFT's outputs.
 
 use candle_core::{Device, Tensor};
@@ -7,35 +7,23 @@ use tuna_models::load_model;
 use tuna_models::testing::write_tiny_bert;
 use tuna_models::tokenizer::pad_batch;
 use tuna_nn::Pooling;
-use tuna_train::finetune::{apply_peft_adapter, LoraSettings, MethodConfig, MethodKind};
+use tuna_adapt::MethodName;
+use tuna_train::finetune::{apply_peft_adapter, HeadConfig};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/peft")
 }
 
-fn base_method() -> MethodConfig {
-    MethodConfig {
-        kind: MethodKind::Head,
-        unfreeze_last: 0,
-        lora: LoraSettings {
-            r: 1,
-            alpha: 1.0,
-            dropout: 0.0,
-            targets: vec![],
-            target_regex: None,
-        },
-        adapter_size: 1,
-        virtual_tokens: 1,
-        prefix_hidden: 8,
-        prompt_init: None,
+fn head() -> HeadConfig {
+    HeadConfig {
         pooling: Pooling::Mean,
-        head_hidden: 0,
-        head_dropout: 0.0,
+        hidden: 0,
+        dropout: 0.0,
     }
 }
 
 #[test]
-fn lora_prompt_and_prefix_from_peft_match_peft_outputs() {
+fn lora_dora_ia3_prompt_and_prefix_from_peft_match_peft_outputs() {
     let f = fixtures();
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.join("expected.json")).unwrap()).unwrap();
@@ -86,15 +74,21 @@ fn lora_prompt_and_prefix_from_peft_match_peft_outputs() {
         "base model differs"
     );
 
-    for (adapter, key) in [
-        ("lora", "last_hidden_state"),
-        ("prompt", "prompt_last_hidden_state"),
-        ("prefix", "prefix_last_hidden_state"),
+    // IA3's key vectors move this tiny model's output by about 1.5e-5 only, so IA3 is held
+    // to a tighter bound than the others (the expected values are rounded to 6 decimals).
+    for (adapter, key, method, tol) in [
+        ("lora", "last_hidden_state", MethodName::Lora, 1e-4),
+        ("prompt", "prompt_last_hidden_state", MethodName::Prompt, 1e-4),
+        ("prefix", "prefix_last_hidden_state", MethodName::Prefix, 1e-4),
+        ("dora", "dora_last_hidden_state", MethodName::Dora, 1e-4),
+        ("ia3", "ia3_last_hidden_state", MethodName::Ia3, 3e-6),
     ] {
         let model = load_model(&base, &Device::Cpu).unwrap();
-        let tm = apply_peft_adapter(model, &f.join(adapter), &base_method(), 2).unwrap();
+        let tm = apply_peft_adapter(model, &f.join(adapter), &head(), 2).unwrap();
+        assert_eq!(tm.method.name(), method, "{adapter}: read as another method");
         let got = tm.hidden(&batch).unwrap().squeeze(0).unwrap();
         let d = diff(&got, &want(key));
-        assert!(d < 1e-4, "{adapter}: max difference {d} from PEFT");
+        println!("{adapter}: max difference {d:e} from PEFT");
+        assert!(d < tol, "{adapter}: max difference {d} from PEFT");
     }
 }

@@ -1,76 +1,7 @@
-//! What a finetuning run does: the method and its settings, and the optimisation schedule.
+//! How a finetuning run optimises: epochs, batches, the learning-rate schedule, clipping,
+//! checkpoints.
 
 use serde::{Deserialize, Serialize};
-use tuna_nn::Pooling;
-
-/// Which weights a method trains, besides the new classification head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MethodKind {
-    /// New output layer on a frozen backbone (plus the last `unfreeze_last` blocks).
-    Head,
-    /// Every weight.
-    Full,
-    /// Low-rank updates of chosen linear layers.
-    Lora,
-    /// Houlsby bottleneck adapters after attention and feed-forward.
-    Adapter,
-    /// Trainable key/value prefixes in every layer, reparameterised by an MLP in training.
-    Prefix,
-    /// Trainable virtual-token embeddings before the input.
-    Prompt,
-}
-
-impl MethodKind {
-    /// The name used on the command line and in PEFT files.
-    pub fn name(self) -> &'static str {
-        match self {
-            MethodKind::Head => "head",
-            MethodKind::Full => "full",
-            MethodKind::Lora => "lora",
-            MethodKind::Adapter => "adapter",
-            MethodKind::Prefix => "prefix",
-            MethodKind::Prompt => "prompt",
-        }
-    }
-}
-
-/// LoRA settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoraSettings {
-    pub r: usize,
-    pub alpha: f64,
-    pub dropout: f32,
-    /// Module names (a module matches a name equal to it or ending in `.name`), as PEFT's list
-    /// form; empty means the family's defaults.
-    pub targets: Vec<String>,
-    /// A regular expression matched against whole module names, as PEFT's string form; used
-    /// instead of `targets` when given.
-    pub target_regex: Option<String>,
-}
-
-/// Settings of the chosen method.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MethodConfig {
-    pub kind: MethodKind,
-    /// `head`: also train the last N blocks (and a decoder's final norm).
-    pub unfreeze_last: usize,
-    pub lora: LoraSettings,
-    /// Bottleneck size of the adapters.
-    pub adapter_size: usize,
-    /// Virtual tokens of prefix and prompt tuning.
-    pub virtual_tokens: usize,
-    /// Hidden size of prefix tuning's reparameterisation MLP.
-    pub prefix_hidden: usize,
-    /// Text whose tokens initialise the soft prompt (else random vocabulary tokens).
-    pub prompt_init: Option<String>,
-    /// How token states become one vector for the head.
-    pub pooling: Pooling,
-    /// Hidden layer of the head (0: a single linear layer).
-    pub head_hidden: usize,
-    /// Dropout before the head.
-    pub head_dropout: f32,
-}
 
 /// Learning-rate schedule after warmup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,10 +2,22 @@
 //! score, or a fixed rule), optional hidden layer, then one linear layer.
 
 use candle_core::{Device, Module, Result, Tensor};
+use serde::{Deserialize, Serialize};
 use tuna_core::Rng;
 use tuna_nn::dropout::dropout;
 use tuna_nn::pooling::attention_pool;
 use tuna_nn::{init, Linear, Pooling};
+
+/// The head's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadConfig {
+    /// How token states become one vector.
+    pub pooling: Pooling,
+    /// Hidden layer size (0: a single linear layer).
+    pub hidden: usize,
+    /// Dropout before the head.
+    pub dropout: f32,
+}
 
 /// Token states (B, T, H) -> pooled vector (B, H) -> logits (B, C).
 pub struct Head {

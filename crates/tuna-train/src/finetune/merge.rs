@@ -1,8 +1,8 @@
-//! Folding a LoRA run into its base model: `W + B A * alpha / r` for every adapted layer,
-//! written as a plain Hugging Face checkpoint (config, safetensors, tokenizer) that any loader
+//! Folding a run whose method changes weights (LoRA, DoRA, IA3) into its base model, written
+//! as a plain Hugging Face checkpoint (config, safetensors, tokenizer) that any loader
 //! reads without PEFT. The run's classification head and labels are copied beside it.
 
-use super::{load_finetuned, peft, MethodKind, HEAD_FILE};
+use super::{load_finetuned, peft, HEAD_FILE};
 use crate::run::read_run_config;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -17,14 +17,20 @@ pub struct MergeReport {
     pub tensors: usize,
 }
 
-/// Merges the LoRA run in `run` into a checkpoint in `out`.
+/// Merges the run in `run` into a checkpoint in `out`.
 pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport> {
     let cfg = read_run_config(run)?;
     let ft = cfg
         .finetune
         .as_ref()
-        .filter(|f| f.method.kind == MethodKind::Lora)
-        .ok_or_else(|| Error::Invalid(format!("{} is not a LoRA run", run.display())))?;
+        .ok_or_else(|| Error::Invalid(format!("{} is not a finetuning run", run.display())))?;
+    if !ft.method.mergeable() {
+        return Err(Error::Invalid(format!(
+            "{} is a {} run: only LoRA, DoRA and IA3 runs fold into the base weights",
+            run.display(),
+            ft.method.label()
+        )));
+    }
     let labels = LabelMap::load(&run.join("labels.json"))?;
     let mut tm = load_finetuned(run, ft, labels.len(), &cfg.model, device)?;
     let probe: Vec<u32> = tm
@@ -32,7 +38,7 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
         .encode("tuna merges LoRA into the base weights.", 32)?;
     let batch = tuna_models::tokenizer::pad_batch(&[probe], tm.model.tokenizer.pad_id, device)?;
     let before = tm.model.hidden_states(&batch)?;
-    tm.model.network.merge_lora()?;
+    tm.model.network.merge_deltas()?;
     let n = write_checkpoint(&mut tm.model, out)?;
     for f in [HEAD_FILE, "labels.json"] {
         std::fs::copy(run.join(f), out.join(f))

@@ -1,6 +1,6 @@
-//! Finetuning methods for classification: a new head on a frozen backbone (optionally with its
-//! last blocks), all weights, LoRA, bottleneck adapters, prefix tuning and soft prompts, all
-//! trained by [`trainer::Trainer`] on the one loop of [`crate::optimize`] and saved in a run
+//! Finetuning for classification with any method of `tuna-adapt` (a new head on a frozen
+//! backbone, optionally with its last blocks, all weights, LoRA, DoRA, IA3, bottleneck
+//! adapters, prefix tuning and soft prompts), trained by [`trainer::Trainer`] on the one loop of [`crate::optimize`] and saved in a run
 //! directory (adapters in PEFT's layout).
 
 pub mod adamw;
@@ -12,7 +12,7 @@ pub mod history;
 pub mod merge;
 pub mod params;
 pub mod peft;
-pub mod prefix;
+pub mod settings;
 pub mod task_model;
 pub mod trainer;
 
@@ -21,20 +21,14 @@ use crate::run::RunWriter;
 use crate::task_data::{Part, TaskData};
 use crate::Result;
 use candle_core::{Device, Tensor};
-pub use config::{LoraSettings, MethodConfig, MethodKind, Schedule, TrainConfig};
-use serde::{Deserialize, Serialize};
+pub use config::{Schedule, TrainConfig};
+pub use head::HeadConfig;
+pub use settings::FinetuneConfig;
 use std::collections::HashMap;
 use std::path::Path;
 pub use task_model::TaskModel;
 use trainer::{Example, PartData, TrainOutcome, Trainer};
 use tuna_models::{load_model, Model};
-
-/// Everything that defines a finetuning run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneConfig {
-    pub method: MethodConfig,
-    pub train: TrainConfig,
-}
 
 /// A finished finetuning run.
 pub struct FinetuneResult {
@@ -82,7 +76,13 @@ pub fn finetune(
         None => None,
     };
     let source = model.info.source.clone();
-    let mut tm = TaskModel::build(model, cfg.method.clone(), data.labels.len(), cfg.train.seed)?;
+    let mut tm = TaskModel::build(
+        model,
+        cfg.method.clone(),
+        &cfg.head,
+        data.labels.len(),
+        cfg.train.seed,
+    )?;
     let names = params::trainable_names(&mut tm)?;
     let params = params::Params::create(&mut tm, &names)?;
     let trainable = params.count();
@@ -124,23 +124,17 @@ pub fn save_method_files(
 ) -> Result<()> {
     save_head(tm, trained, dir)?;
     let is_head = |n: &str| tm.head.owns(n);
-    match tm.method.kind {
-        MethodKind::Head | MethodKind::Full => {
-            let rest: HashMap<String, Tensor> = trained
-                .iter()
-                .filter(|(n, _)| !is_head(n))
-                .cloned()
-                .collect();
-            if !rest.is_empty() {
-                peft::save_tensors(&rest, &dir.join(BACKBONE_FILE))?;
-            }
-        }
-        _ => {
-            if let Some(p) = &mut tm.prefix {
-                p.freeze_table()?;
-            }
-            peft::save_adapter(tm, &dir.join(ADAPTER_DIR), base_model)?;
-        }
+    if tm.method.has_adapter() {
+        tm.to_saved_form()?;
+        return peft::save_adapter(tm, &dir.join(ADAPTER_DIR), base_model);
+    }
+    let rest: HashMap<String, Tensor> = trained
+        .iter()
+        .filter(|(n, _)| !is_head(n))
+        .cloned()
+        .collect();
+    if !rest.is_empty() {
+        peft::save_tensors(&rest, &dir.join(BACKBONE_FILE))?;
     }
     Ok(())
 }
@@ -153,7 +147,7 @@ pub fn save_head(tm: &TaskModel, trained: &[(String, Tensor)], dir: &Path) -> Re
         .filter(|(n, _)| tm.head.owns(n))
         .cloned()
         .collect();
-    peft::save_tensors(&head, &dir.join(HEAD_FILE))
+    Ok(peft::save_tensors(&head, &dir.join(HEAD_FILE))?)
 }
 
 /// Rebuilds a finetuned classifier from a run directory.
@@ -165,12 +159,18 @@ pub fn load_finetuned(
     device: &Device,
 ) -> Result<TaskModel> {
     let model = load_model(model_path, device)?;
-    let mut tm = TaskModel::build(model, cfg.method.clone(), num_labels, cfg.train.seed)?;
-    let files = [
-        dir.join(HEAD_FILE),
-        dir.join(BACKBONE_FILE),
-        dir.join(ADAPTER_DIR).join(peft::WEIGHTS),
-    ];
+    let mut tm = TaskModel::build(
+        model,
+        cfg.method.clone(),
+        &cfg.head,
+        num_labels,
+        cfg.train.seed,
+    )?;
+    let adapter = dir.join(ADAPTER_DIR).join(peft::WEIGHTS);
+    if adapter.exists() {
+        tm.to_saved_form()?;
+    }
+    let files = [dir.join(HEAD_FILE), dir.join(BACKBONE_FILE), adapter];
     for f in files.iter().filter(|f| f.exists()) {
         let tensors = peft::read_tensors(f, device)?;
         peft::load_into(&mut tm, tensors, f)?;
@@ -178,17 +178,18 @@ pub fn load_finetuned(
     Ok(tm)
 }
 
-/// Loads a PEFT adapter directory (made by PEFT or by tuna) onto `tm`'s backbone, replacing
-/// the method's structure by the adapter's.
+/// Loads a PEFT adapter directory (made by PEFT or by tuna) onto `model`, with a fresh head of
+/// `head`'s settings: the adapter's config says which method it is.
 pub fn apply_peft_adapter(
     model: Model,
     adapter: &Path,
-    base: &MethodConfig,
+    head: &HeadConfig,
     num_labels: usize,
 ) -> Result<TaskModel> {
-    let acfg = peft::AdapterConfig::read(adapter)?;
-    let method = acfg.method(base, &adapter.join(peft::CONFIG))?;
-    let mut tm = TaskModel::build(model, method, num_labels, 0)?;
+    let cfg = peft::read_config(adapter)?;
+    let method = tuna_adapt::Method::from_peft(&cfg, &adapter.join(peft::CONFIG))?;
+    let mut tm = TaskModel::build(model, method, head, num_labels, 0)?;
+    tm.to_saved_form()?;
     let f = adapter.join(peft::WEIGHTS);
     let tensors = peft::read_tensors(&f, &tm.model.device.clone())?;
     peft::load_into(&mut tm, tensors, &f)?;

@@ -2,7 +2,6 @@
 //! them into the model either as graph-tracked variables (training) or as plain tensors
 //! sharing the same storage (evaluation, so inference kernels run).
 
-use super::config::MethodKind;
 use super::head::is_head_tensor;
 use super::task_model::TaskModel;
 use candle_core::{Result, Tensor, Var};
@@ -20,37 +19,13 @@ pub struct Params {
     pub list: Vec<Param>,
 }
 
-/// Key names the method trains, in visiting order.
+/// Key names the method trains (and the head), in visiting order.
 pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
-    let net = &tm.model.network;
-    let blocks = net.num_blocks();
-    let unfrozen: Vec<String> = match (tm.method.kind, tm.method.unfreeze_last) {
-        (MethodKind::Head, n) if n > 0 => (blocks.saturating_sub(n)..blocks)
-            .map(|i| format!("{}.", net.block_name(i)))
-            .collect(),
-        _ => vec![],
-    };
-    let final_norm = net.final_norm_names();
-    let kind = tm.method.kind;
+    let trains = tm.method.selector(&tm.model.network);
     let head = tm.head.name.clone();
-    let unfreeze = tm.method.unfreeze_last > 0;
     let mut names = vec![];
     tm.visit(&mut |name, _| {
-        let take = is_head_tensor(&head, name)
-            || match kind {
-                MethodKind::Head => {
-                    unfrozen.iter().any(|p| name.starts_with(p))
-                        || (unfreeze && final_norm.iter().any(|n| n == name))
-                }
-                MethodKind::Full => !name.starts_with("lm_head."),
-                MethodKind::Lora => name.contains(".lora_A.") || name.contains(".lora_B."),
-                MethodKind::Adapter => {
-                    name.contains(".adapter_attn.") || name.contains(".adapter_ffn.")
-                }
-                MethodKind::Prefix => name.starts_with("prefix_encoder."),
-                MethodKind::Prompt => name == "prompt_embeddings",
-            };
-        if take {
+        if is_head_tensor(&head, name) || trains(name) {
             names.push(name.to_string());
         }
         Ok(())
@@ -71,6 +46,7 @@ impl Params {
     /// Makes the named tensors trainable variables and puts them into the model (tracked).
     pub fn create(tm: &mut TaskModel, names: &[String]) -> Result<Self> {
         let mut list = Vec::with_capacity(names.len());
+        let method = tm.method.clone();
         tm.visit(&mut |name, t| {
             if names.iter().any(|n| n == name) {
                 let var = Var::from_tensor(t)?;
@@ -78,7 +54,7 @@ impl Params {
                 list.push(Param {
                     name: name.to_string(),
                     var,
-                    decay: decays(name),
+                    decay: decays(name) && !method.no_decay(name),
                 });
             }
             Ok(())

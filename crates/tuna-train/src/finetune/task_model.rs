@@ -1,13 +1,11 @@
-//! A classifier made of a pretrained backbone, the pieces a method adds (LoRA, adapters, prefix,
-//! soft prompt) and a new head; its forward pass, from token ids or from cached frozen states.
+//! A classifier made of a pretrained backbone, the pieces a method adds (see `tuna-adapt`) and a
+//! new head; its forward pass, from token ids or from cached frozen states.
 
-use super::config::{MethodConfig, MethodKind};
-use super::head::Head;
-use super::prefix::{PrefixEncoder, PrefixShape};
+use super::head::{Head, HeadConfig};
 use candle_core::{DType, Result, Tensor};
+use tuna_adapt::{Input, InputHook, Method};
 use tuna_core::Rng;
 use tuna_models::{Batch, Ctx, Family, Model};
-use tuna_nn::{Activation, LoraDelta};
 
 /// Where a forward pass may start: a method whose first trainable weight is deep in the network
 /// can reuse the frozen part's output, computed once per example.
@@ -24,18 +22,23 @@ pub enum Boundary {
 /// Backbone + method + head.
 pub struct TaskModel {
     pub model: Model,
-    pub method: MethodConfig,
+    pub method: Method,
     pub head: Head,
-    /// Soft prompt (P, H).
-    pub prompt: Option<Tensor>,
-    pub prefix: Option<PrefixEncoder>,
+    /// The method's part in front of the network (soft prompt, prefix), if any.
+    pub input: Option<Box<dyn InputHook>>,
     pub num_labels: usize,
 }
 
 impl TaskModel {
-    /// Builds the method's structure on `model` with seeded initialisation. Which tensors train
-    /// is decided by [`super::method::trainable_names`].
-    pub fn build(model: Model, method: MethodConfig, num_labels: usize, seed: u64) -> Result<Self> {
+    /// Builds the head, then the method's structure on `model`, with seeded initialisation.
+    /// Which tensors train is decided by [`super::params::trainable_names`].
+    pub fn build(
+        mut model: Model,
+        method: Method,
+        head: &HeadConfig,
+        num_labels: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let mut rng = Rng::new(seed);
         let dev = model.device.clone();
         let h = model.info.hidden_size;
@@ -45,158 +48,53 @@ impl TaskModel {
         };
         let head = Head::init(
             name,
-            method.pooling,
+            head.pooling,
             h,
-            method.head_hidden,
+            head.hidden,
             num_labels,
             bias,
-            method.head_dropout,
+            head.dropout,
             &mut rng,
             &dev,
         )?;
-        let mut tm = Self {
+        let input = method.attach(&mut model, &mut rng)?;
+        Ok(Self {
             model,
             method,
             head,
-            prompt: None,
-            prefix: None,
+            input,
             num_labels,
-        };
-        match tm.method.kind {
-            MethodKind::Head | MethodKind::Full => {}
-            MethodKind::Lora => tm.attach_lora(&mut rng)?,
-            MethodKind::Adapter => {
-                let size = tm.method.adapter_size;
-                tm.model
-                    .network
-                    .add_adapters(size, Activation::Relu, &mut rng)?
-            }
-            MethodKind::Prefix => {
-                let shape = tm.prefix_shape();
-                tm.prefix = Some(PrefixEncoder::init(
-                    shape,
-                    h,
-                    tm.method.prefix_hidden,
-                    &mut rng,
-                    &dev,
-                )?);
-            }
-            MethodKind::Prompt => tm.prompt = Some(tm.init_prompt(&mut rng)?),
-        }
-        Ok(tm)
+        })
     }
 
-    /// Layout of prefix tuning's table for this backbone.
-    pub fn prefix_shape(&self) -> PrefixShape {
-        let (kv_heads, head_dim) = self.model.network.kv_shape();
-        PrefixShape {
-            tokens: self.method.virtual_tokens,
-            layers: self.model.network.num_blocks(),
-            kv_heads,
-            head_dim,
+    /// Turns the method's input part into the form adapter files store (before saving one,
+    /// and before loading one).
+    pub fn to_saved_form(&mut self) -> Result<()> {
+        match &mut self.input {
+            Some(i) => i.to_saved_form(),
+            None => Ok(()),
         }
     }
 
-    fn attach_lora(&mut self, rng: &mut Rng) -> Result<()> {
-        let s = self.method.lora.clone();
-        let regex = s
-            .target_regex
-            .as_deref()
-            .map(|r| regex::Regex::new(&format!("^(?:{r})$")))
-            .transpose()
-            .map_err(candle_core::Error::wrap)?;
-        let defaults: Vec<String> = self
-            .model
-            .info
-            .family
-            .default_lora_targets()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let targets = if s.targets.is_empty() {
-            defaults
-        } else {
-            s.targets
-        };
-        let dev = self.model.device.clone();
-        let mut hits = 0;
-        self.model.network.linears(&mut |name, lin| {
-            let hit = match &regex {
-                Some(r) => r.is_match(name),
-                None => targets
-                    .iter()
-                    .any(|t| name == t || name.ends_with(&format!(".{t}"))),
-            };
-            if hit {
-                let (i, o) = lin.dims()?;
-                lin.lora = Some(LoraDelta::init(i, o, s.r, s.alpha, s.dropout, rng, &dev)?);
-                hits += 1;
-            }
-            Ok(())
-        })?;
-        if hits == 0 {
-            candle_core::bail!(
-                "no linear layer matches the LoRA targets {:?}{}",
-                targets,
-                s.target_regex
-                    .map(|r| format!(" / regex {r}"))
-                    .unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
-    fn init_prompt(&self, rng: &mut Rng) -> Result<Tensor> {
-        let p = self.method.virtual_tokens;
-        let ids: Vec<u32> = match &self.method.prompt_init {
-            Some(text) => {
-                let toks = self
-                    .model
-                    .tokenizer
-                    .encode_raw(text)
-                    .map_err(candle_core::Error::wrap)?;
-                if toks.is_empty() {
-                    candle_core::bail!("the prompt initialisation text has no tokens");
-                }
-                (0..p).map(|i| toks[i % toks.len()]).collect()
-            }
-            // Ordinary vocabulary: skip the special tokens at the start of the vocabulary.
-            None => {
-                let v = self.model.info.vocab_size;
-                let skip = (v / 10).min(1000);
-                (0..p)
-                    .map(|_| (skip + rng.below(v - skip)) as u32)
-                    .collect()
-            }
-        };
-        let ids = Tensor::new(ids.as_slice(), &self.model.device)?;
-        self.model.network.embed(&ids.unsqueeze(0)?)?.squeeze(0)
-    }
-
-    /// Visits every tensor: backbone (with LoRA / adapters), prompt, prefix, head.
+    /// Visits every tensor: backbone (with the method's parts), the input part, head.
     pub fn visit(&mut self, f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>) -> Result<()> {
         self.model.network.visit(f)?;
-        if let Some(p) = &mut self.prompt {
-            f("prompt_embeddings", p)?;
-        }
-        if let Some(p) = &mut self.prefix {
-            p.visit(f)?;
+        if let Some(i) = &mut self.input {
+            i.visit(f)?;
         }
         self.head.visit(f)
     }
 
     /// Where training can start from cached frozen states.
     pub fn boundary(&self) -> Boundary {
-        match (self.method.kind, self.method.unfreeze_last) {
+        let net = &self.model.network;
+        match self.method.frozen_blocks(net) {
             // A learned pooling needs every token's final state.
-            (MethodKind::Head, 0) if self.head.pooling().is_learned() => {
-                Boundary::Block(self.model.network.num_blocks())
+            Some(n) if n == net.num_blocks() && !self.head.pooling().is_learned() => {
+                Boundary::Pooled
             }
-            (MethodKind::Head, 0) => Boundary::Pooled,
-            (MethodKind::Head, n) => {
-                Boundary::Block(self.model.network.num_blocks().saturating_sub(n))
-            }
-            _ => Boundary::Input,
+            Some(n) => Boundary::Block(n),
+            None => Boundary::Input,
         }
     }
 
@@ -246,32 +144,23 @@ impl TaskModel {
     /// Final hidden states (B, T, H) of the real input positions (virtual tokens removed).
     pub fn hidden(&self, batch: &Batch) -> Result<Tensor> {
         let net = &self.model.network;
-        let b = batch.ids.dim(0)?;
         let mut ctx = Ctx::with_mask(&batch.mask);
-        let mut x = net.embed(&batch.ids)?;
-        let mut type_ids = batch.type_ids.clone();
-        let mut skip = 0;
-        if let Some(p) = &self.prompt {
-            let (n, h) = p.dims2()?;
-            let prompt = p.unsqueeze(0)?.broadcast_as((b, n, h))?;
-            x = Tensor::cat(&[&prompt, &x], 1)?;
-            let ones = Tensor::ones((b, n), batch.mask.dtype(), x.device())?;
-            ctx.mask = Some(Tensor::cat(&[&ones, &batch.mask], 1)?);
-            let zeros = Tensor::zeros((b, n), type_ids.dtype(), x.device())?;
-            type_ids = Tensor::cat(&[&zeros, &type_ids], 1)?;
-            skip = n;
+        let mut input = Input {
+            embeds: net.embed(&batch.ids)?,
+            mask: batch.mask.clone(),
+            type_ids: batch.type_ids.clone(),
+            skip: 0,
+        };
+        if let Some(i) = &self.input {
+            i.apply(&mut input, &mut ctx)?;
+            ctx.mask = Some(input.mask.clone());
         }
-        if let Some(p) = &self.prefix {
-            let shape = self.prefix_shape();
-            ctx.prefix = Some(p.key_values(shape, b)?);
-            ctx.position_offset = shape.tokens;
-        }
-        let h = net.prepare(&x, Some(&type_ids), &ctx)?;
+        let h = net.prepare(&input.embeds, Some(&input.type_ids), &ctx)?;
         let h = net.run_blocks(&h, 0..net.num_blocks(), &mut ctx)?;
         let h = net.finish(&h)?;
         let t = batch.ids.dim(1)?;
-        if skip > 0 {
-            h.narrow(1, skip, t)
+        if input.skip > 0 {
+            h.narrow(1, input.skip, t)
         } else {
             Ok(h)
         }

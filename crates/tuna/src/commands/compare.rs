@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tuna_adapt::MethodName;
 use tuna_train::compare::{accuracy_chart, markdown, CompareRow};
 
 #[derive(Args)]
@@ -16,13 +17,13 @@ pub struct CompareCmd {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Methods to run: features, head, last-N, full, lora, adapter, prefix, prompt, and icl
+    /// Methods to run: features, head, last-N, full, lora, dora, ia3, adapter, prefix, prompt, and icl
     /// (in-context learning with --icl-model; shots and demonstrations by
     /// `--method-args "icl=--shots 4 --select nearest --encoder ENCODER"`).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "features,head,last-2,full,lora,adapter,prefix,prompt"
+        default_value = "features,head,last-2,full,lora,dora,ia3,adapter,prefix,prompt"
     )]
     methods: Vec<String>,
     /// Folder of the report and of each method's run (finished runs found there are reused).
@@ -174,13 +175,18 @@ impl CompareCmd {
                 cmd.args(["--method", "features", "--no-cache"]);
             }
             m if m.starts_with("last-") => {
-                let n: usize = m[5..].parse().map_err(|_| anyhow!("bad method {m}: use last-N"))?;
+                let n: usize = m[5..]
+                    .parse()
+                    .map_err(|_| anyhow!("bad method {m}: use last-N"))?;
                 cmd.args(["--method", "head", "--unfreeze-last", &n.to_string()]);
             }
-            "head" | "full" | "lora" | "adapter" | "prefix" | "prompt" => {
+            m if MethodName::parse(m).is_some() => {
                 cmd.args(["--method", method]);
             }
-            other => bail!("unknown method `{other}` (features, head, last-N, full, lora, adapter, prefix, prompt, icl)"),
+            other => bail!(
+                "unknown method `{other}` (features, last-N, icl, or one of: {})",
+                MethodName::ALL.map(|m| m.as_str()).join(", ")
+            ),
         }
         let own = self.own_args(method)?;
         if method != "features" {

@@ -1,4 +1,5 @@
-//! `tuna train --method head|full|lora|adapter|prefix|prompt`: finetuning settings and the run.
+//! `tuna train --method head|full|lora|dora|ia3|adapter|prefix|prompt`: finetuning settings and
+//! the run.
 
 use crate::args::{DataArgs, ModelArgs};
 use crate::output::Output;
@@ -7,11 +8,11 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tuna_adapt::{MethodArgs, MethodName};
 use tuna_data::Metrics;
 use tuna_nn::Pooling;
 use tuna_train::finetune::{
-    finetune, peak_rss_bytes, write_history, FinetuneConfig, LoraSettings, MethodConfig,
-    MethodKind, Schedule, TrainConfig,
+    finetune, peak_rss_bytes, write_history, FinetuneConfig, HeadConfig, Schedule, TrainConfig,
 };
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::task_data::load_task_data;
@@ -27,36 +28,8 @@ pub enum ScheduleArg {
 /// Settings of the finetuning methods (ignored by `--method features`).
 #[derive(Args, Clone)]
 pub struct FinetuneArgs {
-    /// head: also train the last N blocks (and a decoder's final norm).
-    #[arg(long, default_value_t = 0)]
-    pub unfreeze_last: usize,
-    /// LoRA rank.
-    #[arg(long, default_value_t = 8)]
-    pub lora_r: usize,
-    /// LoRA alpha (the update is scaled by alpha / r).
-    #[arg(long, default_value_t = 16.0)]
-    pub lora_alpha: f64,
-    /// Dropout on LoRA's input.
-    #[arg(long, default_value_t = 0.1)]
-    pub lora_dropout: f32,
-    /// LoRA target modules by name, comma-separated (default: query,value / q_proj,v_proj).
-    #[arg(long, value_delimiter = ',')]
-    pub lora_targets: Vec<String>,
-    /// LoRA target modules as a regular expression over full module names (instead of names).
-    #[arg(long)]
-    pub lora_target_regex: Option<String>,
-    /// Bottleneck size of the adapters.
-    #[arg(long, default_value_t = 64)]
-    pub adapter_size: usize,
-    /// Virtual tokens of prefix and prompt tuning.
-    #[arg(long, default_value_t = 20)]
-    pub virtual_tokens: usize,
-    /// Hidden size of prefix tuning's reparameterisation MLP.
-    #[arg(long, default_value_t = 512)]
-    pub prefix_hidden: usize,
-    /// Initialise the soft prompt from this text's tokens (default: random vocabulary tokens).
-    #[arg(long)]
-    pub prompt_init: Option<String>,
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Hidden layer size of the new head (0: one linear layer).
     #[arg(long, default_value_t = 0)]
     pub head_hidden: usize,
@@ -73,7 +46,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
     /// Peak learning rate (default per method: head 2e-3, head with unfrozen blocks 1e-4,
-    /// full 5e-5, lora 5e-4, adapter 1e-3, prefix 2e-4, prompt 3e-2).
+    /// full 5e-5, lora and dora 5e-4, ia3 1e-2, adapter 1e-3, prefix 2e-4, prompt 3e-2).
     #[arg(long)]
     pub lr: Option<f64>,
     /// AdamW weight decay (not applied to biases, norms and embeddings of prompts).
@@ -103,45 +76,22 @@ pub struct FinetuneArgs {
 }
 
 impl FinetuneArgs {
-    /// The run's settings for `kind`.
+    /// The run's settings for method `name`.
     pub fn config(
         &self,
-        kind: MethodKind,
+        name: MethodName,
         pooling: Pooling,
         max_len: usize,
         seed: u64,
     ) -> FinetuneConfig {
-        let lr = self.lr.unwrap_or(match kind {
-            MethodKind::Head if self.unfreeze_last > 0 => 1e-4,
-            MethodKind::Head => 2e-3,
-            MethodKind::Full => 5e-5,
-            MethodKind::Lora => 5e-4,
-            MethodKind::Adapter => 1e-3,
-            MethodKind::Prefix => 2e-4,
-            MethodKind::Prompt => 3e-2,
-        });
+        let method = self.method.method(name);
+        let lr = self.lr.unwrap_or(method.default_lr());
         FinetuneConfig {
-            method: MethodConfig {
-                kind,
-                unfreeze_last: if kind == MethodKind::Head {
-                    self.unfreeze_last
-                } else {
-                    0
-                },
-                lora: LoraSettings {
-                    r: self.lora_r,
-                    alpha: self.lora_alpha,
-                    dropout: self.lora_dropout,
-                    targets: self.lora_targets.clone(),
-                    target_regex: self.lora_target_regex.clone(),
-                },
-                adapter_size: self.adapter_size,
-                virtual_tokens: self.virtual_tokens,
-                prefix_hidden: self.prefix_hidden,
-                prompt_init: self.prompt_init.clone(),
+            method,
+            head: HeadConfig {
                 pooling,
-                head_hidden: self.head_hidden,
-                head_dropout: self.head_dropout,
+                hidden: self.head_hidden,
+                dropout: self.head_dropout,
             },
             train: TrainConfig {
                 epochs: self.epochs,
@@ -170,7 +120,7 @@ impl FinetuneArgs {
 #[allow(clippy::too_many_arguments)]
 pub fn run_finetune(
     out: &Output,
-    kind: MethodKind,
+    kind: MethodName,
     model_args: &ModelArgs,
     data_args: &DataArgs,
     args: &FinetuneArgs,
@@ -186,11 +136,13 @@ pub fn run_finetune(
     let (model, fp) = model_args.load()?;
     // A frozen backbone's only freedom is how its token states are combined: its head learns
     // the pooling. Every other method trains the states themselves and pools as the family does.
-    let pooling = pooling.unwrap_or(if kind == MethodKind::Head && args.unfreeze_last == 0 {
-        Pooling::Attention
-    } else {
-        model.info.family.default_pooling()
-    });
+    let pooling = pooling.unwrap_or(
+        if kind == MethodName::Head && args.method.head.unfreeze_last == 0 {
+            Pooling::Attention
+        } else {
+            model.info.family.default_pooling()
+        },
+    );
     let cfg = args.config(kind, pooling, max_len, spec.seed);
     if cfg.train.epochs == 0 || cfg.train.batch_size == 0 {
         bail!("--epochs and --train-batch must be at least 1");
@@ -208,7 +160,7 @@ pub fn run_finetune(
     let o = &res.outcome;
     let record = RunConfig {
         tuna_version: env!("CARGO_PKG_VERSION").into(),
-        method: kind.name().into(),
+        method: kind.as_str().into(),
         model: source,
         model_fingerprint: fp,
         features: None,
@@ -265,10 +217,7 @@ pub fn run_finetune(
 
 /// `head`, `last-2`, `lora`, ...
 pub fn label(cfg: &FinetuneConfig) -> String {
-    match (cfg.method.kind, cfg.method.unfreeze_last) {
-        (MethodKind::Head, n) if n > 0 => format!("last-{n}"),
-        (k, _) => k.name().to_string(),
-    }
+    cfg.method.label()
 }
 
 pub fn report(out: &Output, part: &str, m: &Metrics) {

@@ -8,9 +8,9 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
+use tuna_adapt::MethodName;
 use tuna_rlhf::ppo::{ppo, PpoConfig};
 use tuna_rlhf::reward::RewardModel;
-use tuna_train::finetune::MethodKind;
 
 #[derive(Args)]
 pub struct PpoCmd {
@@ -72,10 +72,11 @@ impl PpoCmd {
         let prompts = a.limited(tuna_rlhf::read_prompts(&a.data)?);
         let run = a.start()?;
         let rm = RewardModel::load(&self.reward, &run.model.device)?;
-        let mut ft = a.config(MethodKind::Lora);
-        ft.method.head_dropout = 0.0;
+        let mut ft = a.config(MethodName::Lora);
+        ft.head.dropout = 0.0;
         let cfg = PpoConfig {
             method: ft.method,
+            head: ft.head,
             train: ft.train,
             format: a.format(&run.model.tokenizer),
             held_out: a.held_out,

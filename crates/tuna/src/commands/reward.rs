@@ -7,9 +7,9 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
+use tuna_adapt::MethodName;
 use tuna_rlhf::records::Prompt;
 use tuna_rlhf::reward::{train_reward, RewardConfig, RewardModel};
-use tuna_train::finetune::MethodKind;
 
 #[derive(Args)]
 pub struct RewardCmd {
@@ -67,15 +67,16 @@ impl TrainArgs {
         let a = &self.stage;
         let pairs = a.limited(tuna_rlhf::read_pairs(&a.data)?);
         let kind = match self.method.as_str() {
-            "lora" => MethodKind::Lora,
-            "full" => MethodKind::Full,
-            "head" => MethodKind::Head,
+            "lora" => MethodName::Lora,
+            "full" => MethodName::Full,
+            "head" => MethodName::Head,
             other => bail!("--method {other}: use lora, full or head"),
         };
         let run = a.start()?;
         let ft = a.config(kind);
         let cfg = RewardConfig {
             method: ft.method,
+            head: ft.head,
             train: ft.train,
             format: a.format(&run.model.tokenizer),
             held_out: a.held_out,

@@ -8,10 +8,11 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use tuna_adapt::MethodName;
 use tuna_models::{Model, TextTokenizer};
 use tuna_nn::Pooling;
 use tuna_rlhf::FormatKind;
-use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig, MethodKind};
+use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig};
 use tuna_train::run::RunWriter;
 
 /// What every RLHF verb takes: the model, the data, the run directory and the training settings.
@@ -59,7 +60,7 @@ impl StageArgs {
     }
 
     /// Method and training settings for `kind`.
-    pub fn config(&self, kind: MethodKind) -> FinetuneConfig {
+    pub fn config(&self, kind: MethodName) -> FinetuneConfig {
         self.train
             .config(kind, Pooling::Last, self.max_len, self.seed)
     }
@@ -96,10 +97,10 @@ impl FormatArg {
 }
 
 /// `full` or `lora` for a language model.
-pub fn lm_method(name: &str) -> Result<MethodKind> {
+pub fn lm_method(name: &str) -> Result<MethodName> {
     Ok(match name {
-        "full" => MethodKind::Full,
-        "lora" => MethodKind::Lora,
+        "full" => MethodName::Full,
+        "lora" => MethodName::Lora,
         other => bail!("--method {other}: use full or lora"),
     })
 }

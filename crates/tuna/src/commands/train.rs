@@ -4,40 +4,26 @@ use crate::args::{DataArgs, EmbedArgs, ModelArgs};
 use crate::commands::finetune::{report, run_finetune, summary, FinetuneArgs};
 use crate::output::Output;
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::builder::PossibleValuesParser;
+use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
+use tuna_adapt::MethodName;
 use tuna_classic::{ClassifierConfig, ClassifierKind};
 use tuna_train::features::{train_features, FeatureConfig};
-use tuna_train::finetune::MethodKind;
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::task_data::load_task_data;
 
-/// Adaptation methods.
-#[derive(Clone, Copy, ValueEnum)]
-enum Method {
-    /// Frozen model -> cached embeddings -> classical classifier.
-    Features,
-    /// New output layer on the frozen model (--unfreeze-last N also trains the last N blocks).
-    Head,
-    /// Every weight.
-    Full,
-    /// Low-rank updates of the attention projections (or --lora-targets).
-    Lora,
-    /// Houlsby bottleneck adapters after attention and feed-forward in every block.
-    Adapter,
-    /// Trainable key/value prefixes in every layer (MLP-reparameterised in training).
-    Prefix,
-    /// Trainable virtual-token embeddings before the input.
-    Prompt,
-}
-
 #[derive(Args)]
 pub struct TrainCmd {
-    /// The adaptation method.
-    #[arg(long, value_enum, default_value = "features")]
-    method: Method,
+    /// The adaptation method: features (frozen model -> cached embeddings -> classical
+    /// classifier), head (new output layer; --unfreeze-last N also trains the last N blocks),
+    /// full, lora, dora (LoRA with a magnitude per row), ia3 (learned rescaling of keys, values
+    /// and the feed-forward input), adapter (bottlenecks after attention and feed-forward),
+    /// prefix (key/value prefixes in every layer) or prompt (virtual-token embeddings).
+    #[arg(long, default_value = "features", value_parser = method_names())]
+    method: String,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -71,20 +57,11 @@ pub struct TrainCmd {
 
 impl TrainCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        let kind = match self.method {
-            Method::Features => None,
-            Method::Head => Some(MethodKind::Head),
-            Method::Full => Some(MethodKind::Full),
-            Method::Lora => Some(MethodKind::Lora),
-            Method::Adapter => Some(MethodKind::Adapter),
-            Method::Prefix => Some(MethodKind::Prefix),
-            Method::Prompt => Some(MethodKind::Prompt),
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = MethodName::parse(&self.method) {
             let dir = self
                 .out
                 .clone()
-                .unwrap_or_else(|| default_run_dir(kind.name()));
+                .unwrap_or_else(|| default_run_dir(kind.as_str()));
             let max_len = self.embed.max_len.unwrap_or(128);
             return run_finetune(
                 out,
@@ -198,4 +175,10 @@ fn default_run_dir(name: &str) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     PathBuf::from("runs").join(format!("{name}-{secs}"))
+}
+
+/// `features` and every finetuning method's name.
+fn method_names() -> PossibleValuesParser {
+    let names = std::iter::once("features").chain(MethodName::ALL.iter().map(|m| m.as_str()));
+    PossibleValuesParser::new(names)
 }

@@ -1,9 +1,10 @@
 //! LoRA's low-rank update of a frozen linear layer: `y += dropout(x) A^T B^T * alpha / r`.
 
-use crate::dropout::dropout;
-use crate::init;
 use candle_core::{Device, Result, Tensor};
 use tuna_core::Rng;
+use tuna_nn::dropout::dropout;
+use tuna_nn::linear::flatten_rows;
+use tuna_nn::{init, Visitor, WeightDelta};
 
 /// The trainable part of a LoRA layer. `a`: (r, in), `b`: (out, r).
 #[derive(Debug, Clone)]
@@ -36,6 +37,11 @@ impl LoraDelta {
         })
     }
 
+    /// The update for 2-D rows `x` (N, in) -> (N, out), without dropout.
+    pub fn product(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale
+    }
+
     /// The update for 2-D rows `x` (N, in) -> (N, out).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = dropout(x, self.dropout)?.matmul(&self.a.t()?)?;
@@ -47,8 +53,35 @@ impl LoraDelta {
         self.b.matmul(&self.a)? * self.scale
     }
 
-    /// Number of trainable values.
-    pub fn parameters(&self) -> usize {
-        self.a.elem_count() + self.b.elem_count()
+    /// Visits `lora_A.weight` and `lora_B.weight` under `module` (PEFT's names).
+    pub fn visit_ab(&mut self, module: &str, f: &mut Visitor) -> Result<()> {
+        f(&format!("{module}.lora_A.weight"), &mut self.a)?;
+        f(&format!("{module}.lora_B.weight"), &mut self.b)
+    }
+}
+
+impl WeightDelta for LoraDelta {
+    fn output(
+        &self,
+        x: &Tensor,
+        base: Tensor,
+        _weight: &Tensor,
+        _bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (_, x2) = flatten_rows(x)?;
+        let d = self.forward(&x2)?.reshape(base.shape())?;
+        base + d
+    }
+
+    fn visit(&mut self, module: &str, f: &mut Visitor) -> Result<()> {
+        self.visit_ab(module, f)
+    }
+
+    fn merge(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<(Tensor, Option<Tensor>)> {
+        Ok(((weight + self.dense()?)?, bias.cloned()))
+    }
+
+    fn clone_box(&self) -> Box<dyn WeightDelta> {
+        Box::new(self.clone())
     }
 }

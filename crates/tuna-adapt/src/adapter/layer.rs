@@ -1,8 +1,8 @@
 //! Houlsby bottleneck adapter: `h + up(act(down(h)))`, the identity at initialisation.
 
-use crate::{init, Activation, Linear};
 use candle_core::{Device, Module, Result, Tensor};
 use tuna_core::Rng;
+use tuna_nn::{init, Activation, Linear, Sublayer, SublayerHook, Visitor};
 
 /// A residual bottleneck of size `down.out`.
 #[derive(Debug, Clone)]
@@ -40,12 +40,35 @@ impl Bottleneck {
     }
 
     /// Visits `down.weight`, `down.bias`, `up.weight`, `up.bias` under `prefix`.
-    pub fn visit(
-        &mut self,
-        prefix: &str,
-        f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>,
-    ) -> Result<()> {
+    pub fn visit(&mut self, prefix: &str, f: &mut Visitor) -> Result<()> {
         self.down.visit(&format!("{prefix}.down"), f)?;
         self.up.visit(&format!("{prefix}.up"), f)
+    }
+}
+
+/// A bottleneck on one sublayer of a block, named `adapter_attn` or `adapter_ffn` under it.
+pub struct AdapterHook {
+    pub at: Sublayer,
+    pub bottleneck: Bottleneck,
+}
+
+impl AdapterHook {
+    /// The key name under the block.
+    pub fn name(at: Sublayer) -> &'static str {
+        match at {
+            Sublayer::Attention => "adapter_attn",
+            Sublayer::FeedForward => "adapter_ffn",
+        }
+    }
+}
+
+impl SublayerHook for AdapterHook {
+    fn forward(&self, h: &Tensor) -> Result<Tensor> {
+        self.bottleneck.forward(h)
+    }
+
+    fn visit(&mut self, block: &str, f: &mut Visitor) -> Result<()> {
+        let name = Self::name(self.at);
+        self.bottleneck.visit(&format!("{block}.{name}"), f)
     }
 }

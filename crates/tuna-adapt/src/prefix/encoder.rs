@@ -1,10 +1,10 @@
-//! Prefix tuning (Li & Liang): P trainable key/value vectors in every layer. In training they
-//! come out of an MLP over P embeddings (PEFT's `prefix_projection`); the saved adapter keeps
-//! only the MLP's output table, as PEFT's `prompt_embeddings`.
+//! Where prefix tuning's key/value vectors come from: an MLP over P embeddings in training
+//! (PEFT's `prefix_projection`), or the MLP's output table, which the saved adapter keeps as
+//! PEFT's `prompt_embeddings`.
 
 use candle_core::{Device, Module, Result, Tensor};
 use tuna_core::Rng;
-use tuna_nn::{init, Linear};
+use tuna_nn::{init, Linear, Visitor};
 
 /// Where the prefixes come from.
 pub enum PrefixEncoder {
@@ -105,7 +105,7 @@ impl PrefixEncoder {
 
     /// Visits the MLP's tensors (`prefix_encoder.embedding.weight`, `prefix_encoder.transform.0.*`,
     /// `prefix_encoder.transform.2.*`, PEFT's names) or the table (`prompt_embeddings`).
-    pub fn visit(&mut self, f: &mut dyn FnMut(&str, &mut Tensor) -> Result<()>) -> Result<()> {
+    pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
         match self {
             PrefixEncoder::Table(t) => f("prompt_embeddings", t),
             PrefixEncoder::Mlp {

@@ -1,21 +1,19 @@
-//! Walking a model's tensors and linear layers by their Hugging Face / PEFT key names: how
-//! methods make weights trainable, attach LoRA, save and load adapters, and merge.
+//! The network of a loaded model, one of the families, and the operations every family offers
+//! by name (visiting tensors and linear layers, sublayer hooks, blocks, embeddings), for
+//! methods and workflows that do not care which family it is.
 
-use candle_core::{Result, Tensor};
-use tuna_nn::Linear;
-
-/// Called with each tensor's key name; may replace the tensor (with a trainable variable,
-/// loaded values, ...).
-pub type Visitor<'a> = dyn FnMut(&str, &mut Tensor) -> Result<()> + 'a;
-
-/// Called with each linear layer's module name (`encoder.layer.0.attention.self.query`).
-pub type LinearVisitor<'a> = dyn FnMut(&str, &mut Linear) -> Result<()> + 'a;
-
+use crate::bert::Bert;
 use crate::ctx::Ctx;
-use crate::registry::Network;
+use crate::llama::Llama;
+use candle_core::{Result, Tensor};
 use std::ops::Range;
-use tuna_core::Rng;
-use tuna_nn::Activation;
+use tuna_nn::{LinearVisitor, Sublayer, SublayerHook, Visitor};
+
+/// The network of a loaded model.
+pub enum Network {
+    Bert(Bert),
+    Llama(Llama),
+}
 
 /// The same operations on either family, for methods that do not care which it is.
 impl Network {
@@ -35,19 +33,35 @@ impl Network {
         }
     }
 
-    /// Adds bottleneck adapters to every block.
-    pub fn add_adapters(&mut self, size: usize, act: Activation, rng: &mut Rng) -> Result<()> {
+    /// Puts `hook` on sublayer `at` of block `block`.
+    pub fn set_hook(&mut self, block: usize, at: Sublayer, hook: Box<dyn SublayerHook>) {
         match self {
-            Network::Bert(m) => m.add_adapters(size, act, rng),
-            Network::Llama(m) => m.add_adapters(size, act, rng),
+            Network::Bert(m) => m.set_hook(block, at, hook),
+            Network::Llama(m) => m.set_hook(block, at, hook),
         }
     }
 
-    /// Folds every LoRA update into its base weight.
-    pub fn merge_lora(&mut self) -> Result<()> {
-        self.linears(&mut |_, l| l.merge_lora())?;
+    /// Folds every linear layer's weight delta into its weights.
+    pub fn merge_deltas(&mut self) -> Result<()> {
+        self.linears(&mut |_, l| l.merge_delta())?;
         // Re-fuse products that depend on the merged weights.
         self.visit(&mut |_, _| Ok(()))
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> &candle_core::Device {
+        match self {
+            Network::Bert(m) => m.device(),
+            Network::Llama(m) => m.device(),
+        }
+    }
+
+    /// Hidden size.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Network::Bert(m) => m.config().hidden_size,
+            Network::Llama(m) => m.config().hidden_size,
+        }
     }
 
     /// Number of blocks.
