@@ -4,8 +4,8 @@
 //! [`TEXT_NAMES`] / [`LABEL_NAMES`] present in the first object, ignoring case. A label may be
 //! a string, an integer or a boolean; `null` or a missing key means "no label".
 
+use crate::example::{make_example, non_blank_lines, Example};
 use crate::format::{Column, ReadOptions, LABEL_NAMES, TEXT_NAMES};
-use crate::read::{make_example, non_blank_lines, Example};
 use crate::DataError;
 use serde_json::{Map, Value};
 use std::path::Path;

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod example;
 pub mod format;
 mod jsonl;
 pub mod labels;

@@ -1,21 +1,13 @@
 //! Reading a dataset file into [`Example`]s: the entry points, the label-text format and the
-//! checks shared by every format (UTF-8, BOM, blank lines, empty texts, missing labels).
+//! file checks shared by every format (UTF-8, BOM); the per-example checks are in `example.rs`.
 
+use crate::example::{make_example, non_blank_lines};
 use crate::format::{detect_format, Format, ReadOptions};
 use crate::{jsonl, table, DataError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One labelled (or unlabelled) text.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Example {
-    /// The text, with leading and trailing whitespace removed; never empty.
-    pub text: String,
-    /// The label as written in the file, trimmed; `None` when the file has none for this row.
-    pub label: Option<String>,
-    /// 1-based line in the file where the example starts, for error messages.
-    pub line: usize,
-}
+pub use crate::example::Example;
 
 /// The examples of one file, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,42 +111,6 @@ pub(crate) fn read_text_file(path: &Path) -> Result<String, DataError> {
         text.drain(..'\u{feff}'.len_utf8());
     }
     Ok(text)
-}
-
-/// The non-blank lines of `content` with their 1-based numbers (`\r\n` handled by `lines`).
-pub(crate) fn non_blank_lines(content: &str) -> impl Iterator<Item = (usize, &str)> {
-    content
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty())
-}
-
-/// Builds an example, checking that the text is not empty and the label present if required.
-pub(crate) fn make_example(
-    path: &Path,
-    line: usize,
-    text: &str,
-    label: Option<&str>,
-    labels_required: bool,
-) -> Result<Example, DataError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(DataError::line(path, line, "empty text"));
-    }
-    let label = label.map(str::trim).filter(|l| !l.is_empty());
-    if labels_required && label.is_none() {
-        return Err(DataError::line(
-            path,
-            line,
-            "missing label; every example needs one here",
-        ));
-    }
-    Ok(Example {
-        text: text.to_string(),
-        label: label.map(str::to_string),
-        line,
-    })
 }
 
 /// Parses `label<whitespace>text` lines (SST-2 style).

@@ -6,8 +6,8 @@
 //! takes the other column, and if neither is known the label column is the one with fewer
 //! distinct values (ties: the shorter mean length), as in SMS spam's `ham<TAB>text`.
 
+use crate::example::{make_example, non_blank_lines, Example};
 use crate::format::{looks_like_header, Column, Format, ReadOptions, LABEL_NAMES, TEXT_NAMES};
-use crate::read::{make_example, non_blank_lines, Example};
 use crate::DataError;
 use std::collections::HashSet;
 use std::path::Path;

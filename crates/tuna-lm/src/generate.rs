@@ -146,20 +146,7 @@ impl<'a> Generator<'a> {
         on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
         mut session: Option<&mut Session>,
     ) -> Result<Vec<Generation>> {
-        cfg.sampling.validate().map_err(Error::Invalid)?;
-        if prompts.iter().any(|p| p.is_empty()) {
-            return Err(Error::Invalid(
-                "cannot generate from an empty prompt".into(),
-            ));
-        }
-        let b = prompts.len();
-        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        let max_pos = self.lm.config().max_position_embeddings;
-        if longest >= max_pos {
-            return Err(Error::Invalid(format!(
-                "the prompt has {longest} tokens; the model takes at most {max_pos}"
-            )));
-        }
+        let max_pos = self.check_prompts(prompts, cfg)?;
         let mut rows: Vec<Row> = prompts
             .iter()
             .enumerate()
@@ -172,12 +159,55 @@ impl<'a> Generator<'a> {
             })
             .collect();
 
-        // Prefill: left-padded prompts; positions count real tokens only. A session (one
-        // prompt) keeps the cache of the start it shares with what ran before.
         let start = Instant::now();
+        let (mut ctx, cached) = self.resume(prompts, session.as_deref_mut())?;
+        let (mut logits, mut mask) = self.prefill(prompts, cached, &mut ctx)?;
+        let prefill_seconds = start.elapsed().as_secs_f64();
+        let decode_start = Instant::now();
+        // Tokens run through the model after the prompt (one row when in a session).
+        let mut fed = Vec::new();
+
+        for step in 0..cfg.max_new_tokens {
+            let next = self.sample_next(&mut rows, &logits, cfg, max_pos, on_text)?;
+            if rows.iter().all(|r| r.stop.is_some()) || step + 1 == cfg.max_new_tokens {
+                break;
+            }
+            fed.push(next[0]);
+            logits = self.feed(next, &rows, step, &mut mask, &mut ctx)?;
+        }
+        let decode_seconds = decode_start.elapsed().as_secs_f64();
+        if let Some(s) = session {
+            s.ids = prompts[0].iter().copied().chain(fed).collect();
+            s.ctx = Some(ctx);
+        }
+        generations(rows, cached, prefill_seconds, decode_seconds, on_text)
+    }
+
+    /// Checks the sampling settings and that every prompt is non-empty and fits the model;
+    /// the model's number of positions.
+    fn check_prompts(&self, prompts: &[Vec<u32>], cfg: &GenerateConfig) -> Result<usize> {
+        cfg.sampling.validate().map_err(Error::Invalid)?;
+        if prompts.iter().any(|p| p.is_empty()) {
+            return Err(Error::Invalid(
+                "cannot generate from an empty prompt".into(),
+            ));
+        }
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let max_pos = self.lm.config().max_position_embeddings;
+        if longest >= max_pos {
+            return Err(Error::Invalid(format!(
+                "the prompt has {longest} tokens; the model takes at most {max_pos}"
+            )));
+        }
+        Ok(max_pos)
+    }
+
+    /// The context to prefill in and how many prompt tokens its cache already holds: a session
+    /// (one prompt) keeps the cache of the start it shares with what ran before.
+    fn resume(&self, prompts: &[Vec<u32>], session: Option<&mut Session>) -> Result<(Ctx, usize)> {
         let mut ctx = Ctx::with_cache(self.lm.num_layers());
         let mut cached = 0;
-        if let Some(s) = session.as_deref_mut() {
+        if let Some(s) = session {
             if let (Some(old), [prompt]) = (s.ctx.take(), prompts) {
                 let shared = s.ids.iter().zip(prompt).take_while(|(a, b)| a == b).count();
                 // At least one token runs, for the next token's logits.
@@ -188,8 +218,21 @@ impl<'a> Generator<'a> {
                 }
             }
         }
+        Ok((ctx, cached))
+    }
+
+    /// Prefill: runs the prompts after their first `cached` tokens, left-padded, with positions
+    /// that count real tokens only; each row's next-token logits and the mask (B, T) so far.
+    fn prefill(
+        &self,
+        prompts: &[Vec<u32>],
+        cached: usize,
+        ctx: &mut Ctx,
+    ) -> Result<(Vec<Vec<f32>>, Tensor)> {
+        let b = prompts.len();
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let fresh: Vec<Vec<u32>> = prompts.iter().map(|p| p[cached..].to_vec()).collect();
-        let (ids, mut mask) = left_pad(&fresh, self.tok.pad_id, &self.device)?;
+        let (ids, mask) = left_pad(&fresh, self.tok.pad_id, &self.device)?;
         if b > 1 {
             let positions: Vec<u32> = prompts
                 .iter()
@@ -201,74 +244,66 @@ impl<'a> Generator<'a> {
             ctx.positions = Some(Tensor::from_vec(positions, (b, longest), &self.device)?);
             ctx.mask = Some(mask.clone());
         }
-        let mut logits = self.last_logits(&ids, &mut ctx)?;
-        let prefill_seconds = start.elapsed().as_secs_f64();
-        let decode_start = Instant::now();
-        // Tokens run through the model after the prompt (one row when in a session).
-        let mut fed = Vec::new();
+        let logits = self.last_logits(&ids, ctx)?;
+        Ok((logits, mask))
+    }
 
-        for step in 0..cfg.max_new_tokens {
-            let mut next = Vec::with_capacity(b);
-            for (i, row) in rows.iter_mut().enumerate() {
-                if row.stop.is_some() {
-                    next.push(self.tok.pad_id);
-                    continue;
-                }
-                let id = row.sampler.sample(&logits[i]);
-                next.push(id);
-                if cfg.stop_tokens.contains(&id) {
-                    row.stop = Some(StopReason::StopToken);
-                    continue;
-                }
-                row.tokens.push(id);
-                let piece = row.stream.push(id)?;
-                if !piece.is_empty() {
-                    on_text(i, &piece)?;
-                }
-                if row.stream.stopped() {
-                    row.stop = Some(StopReason::StopString);
-                } else if row.prompt_len + row.tokens.len() >= max_pos {
-                    row.stop = Some(StopReason::ContextFull);
-                }
+    /// Samples the next token of each unfinished row from its logits, streams the new text and
+    /// marks the rows that stop; the ids to run next (the pad id for finished rows).
+    fn sample_next(
+        &self,
+        rows: &mut [Row<'_>],
+        logits: &[Vec<f32>],
+        cfg: &GenerateConfig,
+        max_pos: usize,
+        on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
+    ) -> Result<Vec<u32>> {
+        let mut next = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
+            if row.stop.is_some() {
+                next.push(self.tok.pad_id);
+                continue;
             }
-            if rows.iter().all(|r| r.stop.is_some()) || step + 1 == cfg.max_new_tokens {
-                break;
+            let id = row.sampler.sample(&logits[i]);
+            next.push(id);
+            if cfg.stop_tokens.contains(&id) {
+                row.stop = Some(StopReason::StopToken);
+                continue;
             }
-            fed.push(next[0]);
-            let ids = Tensor::from_vec(next, (b, 1), &self.device)?;
-            if b > 1 {
-                let pos: Vec<u32> = rows.iter().map(|r| (r.prompt_len + step) as u32).collect();
-                ctx.positions = Some(Tensor::from_vec(pos, (b, 1), &self.device)?);
-                let one = Tensor::ones((b, 1), mask.dtype(), &self.device)?;
-                mask = Tensor::cat(&[&mask, &one], 1)?;
-                ctx.mask = Some(mask.clone());
+            row.tokens.push(id);
+            let piece = row.stream.push(id)?;
+            if !piece.is_empty() {
+                on_text(i, &piece)?;
             }
-            logits = self.last_logits(&ids, &mut ctx)?;
+            if row.stream.stopped() {
+                row.stop = Some(StopReason::StopString);
+            } else if row.prompt_len + row.tokens.len() >= max_pos {
+                row.stop = Some(StopReason::ContextFull);
+            }
         }
-        let decode_seconds = decode_start.elapsed().as_secs_f64();
-        if let Some(s) = session {
-            s.ids = prompts[0].iter().copied().chain(fed).collect();
-            s.ctx = Some(ctx);
-        }
+        Ok(next)
+    }
 
-        rows.into_iter()
-            .enumerate()
-            .map(|(i, mut row)| {
-                let rest = row.stream.flush()?;
-                if !rest.is_empty() {
-                    on_text(i, &rest)?;
-                }
-                Ok(Generation {
-                    text: row.stream.text()?,
-                    tokens: row.tokens,
-                    stop: row.stop.unwrap_or(StopReason::MaxTokens),
-                    prompt_tokens: row.prompt_len,
-                    cached_tokens: cached,
-                    prefill_seconds,
-                    decode_seconds,
-                })
-            })
-            .collect()
+    /// Runs the ids sampled at decoding step `step` (one per row) through the model, extending
+    /// the mask; the next-token logits of each row.
+    fn feed(
+        &self,
+        next: Vec<u32>,
+        rows: &[Row<'_>],
+        step: usize,
+        mask: &mut Tensor,
+        ctx: &mut Ctx,
+    ) -> Result<Vec<Vec<f32>>> {
+        let b = rows.len();
+        let ids = Tensor::from_vec(next, (b, 1), &self.device)?;
+        if b > 1 {
+            let pos: Vec<u32> = rows.iter().map(|r| (r.prompt_len + step) as u32).collect();
+            ctx.positions = Some(Tensor::from_vec(pos, (b, 1), &self.device)?);
+            let one = Tensor::ones((b, 1), mask.dtype(), &self.device)?;
+            *mask = Tensor::cat(&[&*mask, &one], 1)?;
+            ctx.mask = Some(mask.clone());
+        }
+        self.last_logits(&ids, ctx)
     }
 
     /// Runs `ids` (B, T) through the model (extending the cache); next-token logits of each row.
@@ -280,6 +315,35 @@ impl<'a> Generator<'a> {
         let logits = self.lm.logits(&last)?.squeeze(1)?.to_dtype(DType::F32)?;
         Ok(logits.to_vec2()?)
     }
+}
+
+/// The generation of each row once decoding ended, handing `on_text` the text a row's stream
+/// still held back.
+fn generations(
+    rows: Vec<Row<'_>>,
+    cached: usize,
+    prefill_seconds: f64,
+    decode_seconds: f64,
+    on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
+) -> Result<Vec<Generation>> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, mut row)| {
+            let rest = row.stream.flush()?;
+            if !rest.is_empty() {
+                on_text(i, &rest)?;
+            }
+            Ok(Generation {
+                text: row.stream.text()?,
+                tokens: row.tokens,
+                stop: row.stop.unwrap_or(StopReason::MaxTokens),
+                prompt_tokens: row.prompt_len,
+                cached_tokens: cached,
+                prefill_seconds,
+                decode_seconds,
+            })
+        })
+        .collect()
 }
 
 /// Left-pads id sequences: ids (B, T) and mask (B, T) u32.

@@ -7,6 +7,7 @@
 use candle_core::{Device, Tensor, D};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
+use tuna_adapt::{Method, MethodArgs, MethodName};
 use tuna_models::testing::{write_tiny_llama, write_tiny_llama_gguf};
 use tuna_models::{load_model, Model};
 use tuna_nn::Pooling;
@@ -17,7 +18,6 @@ use tuna_rlhf::reward::{train_reward, RewardConfig};
 use tuna_rlhf::sft::{language_model, sft, SftConfig, MODEL_DIR};
 use tuna_rlhf::{Example, FormatKind, Formatter, Pair, Prompt};
 use tuna_train::finetune::head::is_head_tensor;
-use tuna_adapt::{Method, MethodArgs, MethodName};
 use tuna_train::finetune::{peft, HeadConfig, TaskModel, TrainConfig, HEAD_FILE};
 use tuna_train::{Progress, Silent};
 

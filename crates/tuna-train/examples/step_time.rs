@@ -5,13 +5,13 @@
 
 use candle_core::{Device, Tensor};
 use std::time::Instant;
+use tuna_adapt::{MethodArgs, MethodName};
 use tuna_core::Rng;
 use tuna_models::load_model;
 use tuna_models::tokenizer::pad_batch;
 use tuna_nn::dropout::TrainScope;
 use tuna_train::finetune::adamw::{clip_grad_norm, AdamW};
 use tuna_train::finetune::params::{trainable_names, Params};
-use tuna_adapt::{MethodArgs, MethodName};
 use tuna_train::finetune::{HeadConfig, TaskModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,14 +6,14 @@
 use candle_core::{Device, Tensor};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
+use tuna_adapt::{Method, MethodArgs, MethodName};
 use tuna_data::{Format, ReadOptions, SplitSpec};
-use tuna_models::Network;
 use tuna_models::testing::{write_tiny_bert, write_tiny_llama};
 use tuna_models::tokenizer::pad_batch;
+use tuna_models::Network;
 use tuna_models::{load_model, Batch, Model};
 use tuna_nn::Pooling;
 use tuna_train::finetune::params::{trainable_names, Params};
-use tuna_adapt::{Method, MethodArgs, MethodName};
 use tuna_train::finetune::{
     finetune, load_finetuned, FinetuneConfig, HeadConfig, TaskModel, TrainConfig,
 };

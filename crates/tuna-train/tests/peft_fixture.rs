@@ -3,11 +3,11 @@
 
 use candle_core::{Device, Tensor};
 use std::path::{Path, PathBuf};
+use tuna_adapt::MethodName;
 use tuna_models::load_model;
 use tuna_models::testing::write_tiny_bert;
 use tuna_models::tokenizer::pad_batch;
 use tuna_nn::Pooling;
-use tuna_adapt::MethodName;
 use tuna_train::finetune::{apply_peft_adapter, HeadConfig};
 
 fn fixtures() -> PathBuf {
@@ -78,14 +78,28 @@ fn lora_dora_ia3_prompt_and_prefix_from_peft_match_peft_outputs() {
     // to a tighter bound than the others (the expected values are rounded to 6 decimals).
     for (adapter, key, method, tol) in [
         ("lora", "last_hidden_state", MethodName::Lora, 1e-4),
-        ("prompt", "prompt_last_hidden_state", MethodName::Prompt, 1e-4),
-        ("prefix", "prefix_last_hidden_state", MethodName::Prefix, 1e-4),
+        (
+            "prompt",
+            "prompt_last_hidden_state",
+            MethodName::Prompt,
+            1e-4,
+        ),
+        (
+            "prefix",
+            "prefix_last_hidden_state",
+            MethodName::Prefix,
+            1e-4,
+        ),
         ("dora", "dora_last_hidden_state", MethodName::Dora, 1e-4),
         ("ia3", "ia3_last_hidden_state", MethodName::Ia3, 3e-6),
     ] {
         let model = load_model(&base, &Device::Cpu).unwrap();
         let tm = apply_peft_adapter(model, &f.join(adapter), &head(), 2).unwrap();
-        assert_eq!(tm.method.name(), method, "{adapter}: read as another method");
+        assert_eq!(
+            tm.method.name(),
+            method,
+            "{adapter}: read as another method"
+        );
         let got = tm.hidden(&batch).unwrap().squeeze(0).unwrap();
         let d = diff(&got, &want(key));
         println!("{adapter}: max difference {d:e} from PEFT");

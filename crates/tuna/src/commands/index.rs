@@ -7,16 +7,17 @@ use crate::output::Output;
 use crate::retrieval::{IndexArgs, IndexEncoder};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use tuna_lm::{GenerateConfig, Sampling};
+use tuna_models::Model;
 use tuna_rag::metrics::first_relevant_rank;
 use tuna_rag::store::matching_sources;
 use tuna_rag::{
-    add_documents, exact_match, load_documents, load_questions, token_f1, ChunkConfig, IndexMeta,
-    RetrievalScore,
+    add_documents, exact_match, load_documents, load_questions, token_f1, ChunkConfig, Hit,
+    IndexMeta, Question, RetrievalMetrics, RetrievalScore,
 };
 use tuna_train::Progress;
 
@@ -250,30 +251,14 @@ pub struct EvalCmd {
 
 impl EvalCmd {
     fn run(self, out: &Output) -> Result<()> {
-        let mut questions = load_questions(&self.questions)?;
-        if let Some(n) = self.limit {
-            questions.truncate(n);
-        }
-        if questions.is_empty() {
-            bail!("no questions to evaluate (--limit 0)");
-        }
+        let questions = self.read_questions()?;
         let (mut store, meta) = self.index.open_built()?;
         let encoder = self.index.encoder(&meta)?;
         let t0 = Instant::now();
         let texts: Vec<String> = questions.iter().map(|q| q.question.clone()).collect();
         let vectors = encoder.vectors(&texts)?;
         let embed_secs = t0.elapsed().as_secs_f64();
-        let lm = match &self.answer_model {
-            Some(m) => {
-                let device = tuna_core::pick_device(&self.index.device)?;
-                let path = tuna_models::resolve_model(m)?;
-                Some(
-                    tuna_models::load_model(&path, &device)
-                        .with_context(|| format!("loading model {m}"))?,
-                )
-            }
-            None => None,
-        };
+        let lm = self.load_answer_model()?;
         let answerer = lm
             .as_ref()
             .map(|m| Answerer::new(m, self.answer.clone(), self.max_new_tokens))
@@ -294,7 +279,7 @@ impl EvalCmd {
             None => None,
         };
         let mut score = RetrievalScore::new(self.top);
-        let (mut em, mut f1, mut answered) = (0.0, 0.0, 0usize);
+        let mut totals = AnswerTotals::default();
         let mut search_secs = Vec::with_capacity(questions.len());
         let bar = out.bar();
         bar.start("questions", questions.len() as u64);
@@ -312,22 +297,12 @@ impl EvalCmd {
             let mut line = json!({"id": q.id, "question": q.question, "rank": rank,
                                   "retrieved": &retrieved[..retrieved.len().min(5)]});
             if let Some(a) = &answerer {
-                let top: Vec<_> = hits.iter().take(self.answer.k).cloned().collect();
-                let prompt = a.prompt(&q.question, &top)?;
-                let g = a.answer(&prompt, &cfg, &mut |_| Ok(()))?;
-                let pred = g.text.trim().to_string();
-                let (e, f) = (exact_match(&pred, &q.answers), token_f1(&pred, &q.answers));
-                em += e;
-                f1 += f;
-                answered += 1;
-                line["answer"] = json!(pred);
-                line["answers"] = json!(q.answers);
-                line["exact_match"] = json!(e);
-                line["f1"] = json!(f);
+                let (e, f) = answer_question(a, q, &hits[..], self.answer.k, &cfg, &mut line)?;
+                totals.add(e, f);
                 bar.message(&format!(
                     "EM {:.1}% F1 {:.1}%",
-                    100.0 * em / answered as f64,
-                    100.0 * f1 / answered as f64
+                    100.0 * totals.em / totals.answered as f64,
+                    100.0 * totals.f1 / totals.answered as f64
                 ));
             }
             if let Some(w) = file.as_mut() {
@@ -339,7 +314,52 @@ impl EvalCmd {
         if let Some(mut w) = file {
             w.flush()?;
         }
-        let m = score.metrics();
+        self.report(
+            out,
+            store.kind(),
+            score.metrics(),
+            search_secs,
+            embed_secs,
+            &totals,
+        );
+        Ok(())
+    }
+
+    /// The questions, the first --limit of them; an error if none are left.
+    fn read_questions(&self) -> Result<Vec<Question>> {
+        let mut questions = load_questions(&self.questions)?;
+        if let Some(n) = self.limit {
+            questions.truncate(n);
+        }
+        if questions.is_empty() {
+            bail!("no questions to evaluate (--limit 0)");
+        }
+        Ok(questions)
+    }
+
+    /// The --answer-model, loaded on the index's device; `None` without one.
+    fn load_answer_model(&self) -> Result<Option<Model>> {
+        let Some(m) = &self.answer_model else {
+            return Ok(None);
+        };
+        let device = tuna_core::pick_device(&self.index.device)?;
+        let path = tuna_models::resolve_model(m)?;
+        Ok(Some(
+            tuna_models::load_model(&path, &device)
+                .with_context(|| format!("loading model {m}"))?,
+        ))
+    }
+
+    /// Prints the retrieval scores, search times and answer scores, and the result line.
+    fn report(
+        &self,
+        out: &Output,
+        store_kind: &str,
+        m: RetrievalMetrics,
+        mut search_secs: Vec<f64>,
+        embed_secs: f64,
+        totals: &AnswerTotals,
+    ) {
         search_secs.sort_by(f64::total_cmp);
         let pct = |p: f64| search_secs[((search_secs.len() - 1) as f64 * p).round() as usize];
         out.line(format!(
@@ -354,8 +374,9 @@ impl EvalCmd {
             pct(0.5) * 1e3,
             pct(0.99) * 1e3
         ));
+        let answered = totals.answered;
         let answers = (answered > 0).then(|| {
-            let (e, f) = (em / answered as f64, f1 / answered as f64);
+            let (e, f) = (totals.em / answered as f64, totals.f1 / answered as f64);
             out.line(format!(
                 "answers: exact match {:.1}%, F1 {:.1}% ({answered} questions)",
                 100.0 * e,
@@ -364,10 +385,47 @@ impl EvalCmd {
             json!({"questions": answered, "exact_match": e, "f1": f, "sources": self.answer.k})
         });
         out.result(json!({
-            "ok": true, "command": "index eval", "store": store.kind(), "retrieval": m,
+            "ok": true, "command": "index eval", "store": store_kind, "retrieval": m,
             "answers": answers, "embed_seconds": embed_secs,
             "search_ms_p50": pct(0.5) * 1e3, "search_ms_p99": pct(0.99) * 1e3,
         }));
-        Ok(())
     }
+}
+
+/// Exact match and token F1 summed over the questions answered so far.
+#[derive(Default)]
+struct AnswerTotals {
+    em: f64,
+    f1: f64,
+    answered: usize,
+}
+
+impl AnswerTotals {
+    fn add(&mut self, exact_match: f64, f1: f64) {
+        self.em += exact_match;
+        self.f1 += f1;
+        self.answered += 1;
+    }
+}
+
+/// Answers `q` from its first `k` hits, adds the answer and its scores to `line`; the exact
+/// match and token F1 of the answer.
+fn answer_question(
+    a: &Answerer<'_>,
+    q: &Question,
+    hits: &[Hit],
+    k: usize,
+    cfg: &GenerateConfig,
+    line: &mut Value,
+) -> Result<(f64, f64)> {
+    let top: Vec<_> = hits.iter().take(k).cloned().collect();
+    let prompt = a.prompt(&q.question, &top)?;
+    let g = a.answer(&prompt, cfg, &mut |_| Ok(()))?;
+    let pred = g.text.trim().to_string();
+    let (e, f) = (exact_match(&pred, &q.answers), token_f1(&pred, &q.answers));
+    line["answer"] = json!(pred);
+    line["answers"] = json!(q.answers);
+    line["exact_match"] = json!(e);
+    line["f1"] = json!(f);
+    Ok((e, f))
 }

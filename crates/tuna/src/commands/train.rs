@@ -6,12 +6,12 @@ use crate::output::Output;
 use anyhow::Result;
 use clap::builder::PossibleValuesParser;
 use clap::Args;
-use serde_json::json;
-use std::path::PathBuf;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tuna_adapt::MethodName;
 use tuna_classic::{ClassifierConfig, ClassifierKind};
-use tuna_train::features::{train_features, FeatureConfig};
+use tuna_train::features::{train_features, FeatureConfig, FeatureOutcome};
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::task_data::load_task_data;
 
@@ -57,24 +57,30 @@ pub struct TrainCmd {
 
 impl TrainCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        if let Some(kind) = MethodName::parse(&self.method) {
-            let dir = self
-                .out
-                .clone()
-                .unwrap_or_else(|| default_run_dir(kind.as_str()));
-            let max_len = self.embed.max_len.unwrap_or(128);
-            return run_finetune(
-                out,
-                kind,
-                &self.model,
-                &self.data,
-                &self.finetune,
-                self.embed.pooling,
-                max_len,
-                &dir,
-                self.overwrite,
-            );
-        }
+        let Some(kind) = MethodName::parse(&self.method) else {
+            return self.run_features(out);
+        };
+        let dir = self
+            .out
+            .clone()
+            .unwrap_or_else(|| default_run_dir(kind.as_str()));
+        let max_len = self.embed.max_len.unwrap_or(128);
+        run_finetune(
+            out,
+            kind,
+            &self.model,
+            &self.data,
+            &self.finetune,
+            self.embed.pooling,
+            max_len,
+            &dir,
+            self.overwrite,
+        )
+    }
+
+    /// `--method features`: embeds the texts with the frozen model, fits the classifier on the
+    /// embeddings, saves the run and reports it.
+    fn run_features(self, out: &Output) -> Result<()> {
         let spec = self.data.spec()?;
         let data = load_task_data(&spec)?;
         out.line(format!("data: {}", data.summary()));
@@ -125,49 +131,65 @@ impl TrainCmd {
             finetune: None,
             data: DataRecord::of(&data, &spec),
         };
-        let metrics = json!({
-            "validation": res.val,
-            "test": res.test,
-            "c_selection": res.c_scores,
-            "embed_seconds": res.embed_seconds,
-            "fit_seconds": res.fit_seconds,
-            "total_seconds": total,
-            "embeddings_from_cache": res.cache_hits,
-            "trainable_parameters": res.classifier.n_parameters(),
-            "model_parameters": model.info.parameters,
-            "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
-        });
+        let metrics = features_metrics(&res, total, model.info.parameters);
         writer.json("config.json", &record)?;
         data.labels.save(&writer.path("labels.json"))?;
         res.classifier.save(&writer.path("classifier.json"))?;
         writer.json("metrics.json", &metrics)?;
         let dir = writer.commit()?;
-        report(out, "validation", &res.val);
-        if let Some(t) = &res.test {
-            report(out, "test", t);
-            out.line(t.confusion_markdown());
-        }
-        out.line(format!(
-            "embedding {:.1}s{}, fitting {:.1}s; run saved in {}",
-            res.embed_seconds,
-            if res.cache_hits > 0 {
-                " (cache used)"
-            } else {
-                ""
-            },
-            res.fit_seconds,
-            dir.display()
-        ));
-        out.result(json!({
-            "ok": true, "command": "train", "method": "features", "classifier": self.classifier,
-            "run": dir, "validation": summary(&res.val), "test": res.test.as_ref().map(summary),
-            "c_selection": res.c_scores, "embed_seconds": res.embed_seconds,
-            "fit_seconds": res.fit_seconds, "total_seconds": total,
-            "trainable_parameters": res.classifier.n_parameters(),
-            "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
-        }));
+        report_features(out, self.classifier, &res, total, &dir);
         Ok(())
     }
+}
+
+/// What `metrics.json` of a features run holds.
+fn features_metrics(res: &FeatureOutcome, total: f64, model_parameters: usize) -> Value {
+    json!({
+        "validation": res.val,
+        "test": res.test,
+        "c_selection": res.c_scores,
+        "embed_seconds": res.embed_seconds,
+        "fit_seconds": res.fit_seconds,
+        "total_seconds": total,
+        "embeddings_from_cache": res.cache_hits,
+        "trainable_parameters": res.classifier.n_parameters(),
+        "model_parameters": model_parameters,
+        "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
+    })
+}
+
+/// Prints the scores of a saved features run and its result line.
+fn report_features(
+    out: &Output,
+    classifier: ClassifierKind,
+    res: &FeatureOutcome,
+    total: f64,
+    dir: &Path,
+) {
+    report(out, "validation", &res.val);
+    if let Some(t) = &res.test {
+        report(out, "test", t);
+        out.line(t.confusion_markdown());
+    }
+    out.line(format!(
+        "embedding {:.1}s{}, fitting {:.1}s; run saved in {}",
+        res.embed_seconds,
+        if res.cache_hits > 0 {
+            " (cache used)"
+        } else {
+            ""
+        },
+        res.fit_seconds,
+        dir.display()
+    ));
+    out.result(json!({
+        "ok": true, "command": "train", "method": "features", "classifier": classifier,
+        "run": dir, "validation": summary(&res.val), "test": res.test.as_ref().map(summary),
+        "c_selection": res.c_scores, "embed_seconds": res.embed_seconds,
+        "fit_seconds": res.fit_seconds, "total_seconds": total,
+        "trainable_parameters": res.classifier.n_parameters(),
+        "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
+    }));
 }
 
 fn default_run_dir(name: &str) -> PathBuf {
