@@ -10,10 +10,9 @@ export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 bash scripts/fetch_models.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
-# enabled once the method restructure lands (module cycles remain in tuna-models and
-# tuna-train, long functions in tuna-rlhf and tuna-train's finetune)
-# python3 scripts/check_modules.py
-# python3 scripts/check_fn_length.py crates 120
+# No module imports a module that imports it back; no library function over 120 lines.
+python3 scripts/check_modules.py
+python3 scripts/check_fn_length.py crates 120
 if [ -z "${TUNA_TEST_POSTGRES:-}" ]; then
   TUNA_TEST_POSTGRES="$(bash scripts/postgres.sh start)"
   export TUNA_TEST_POSTGRES

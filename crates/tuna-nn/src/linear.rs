@@ -7,6 +7,10 @@ use crate::{frozen_linear, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+/// Called with each linear layer's module name (`encoder.layer.0.attention.self.query`): how
+/// methods find the layers they change.
+pub type LinearVisitor<'a> = dyn FnMut(&str, &mut Linear) -> Result<()> + 'a;
+
 /// A linear layer with Hugging Face's weight layout (out_features, in_features).
 #[derive(Debug, Clone)]
 pub struct Linear {

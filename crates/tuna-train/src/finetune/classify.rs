@@ -2,9 +2,9 @@
 //! examples (from the frozen states when the method starts past the input), accuracy and loss
 //! on the validation part (the best epoch is chosen by accuracy), and the curves' rows.
 
+use super::examples::{Example, PartData};
 use super::history::HistoryRow;
 use super::task_model::{probabilities, Boundary, TaskModel};
-use super::trainer::{Example, PartData};
 use crate::optimize::{EvalPoint, Evaluation, Stage, StepReport, Values};
 use crate::Result;
 use candle_core::Tensor;

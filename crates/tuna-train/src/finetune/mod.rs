@@ -7,6 +7,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod classify;
 pub mod config;
+pub mod examples;
 pub mod head;
 pub mod history;
 pub mod merge;

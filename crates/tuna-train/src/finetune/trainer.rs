@@ -5,6 +5,7 @@
 
 use super::classify::{by_length, probabilities_of, score, Classify, EVAL_BATCH};
 use super::config::TrainConfig;
+pub use super::examples::{Example, PartData};
 use super::history::HistoryRow;
 use super::params::Params;
 use super::task_model::{Boundary, TaskModel};
@@ -18,33 +19,6 @@ use tuna_data::{LabelMap, Metrics};
 use tuna_models::tokenizer::pad_batch;
 
 pub use super::classify::argmax;
-
-/// One labelled example, tokenised.
-#[derive(Debug, Clone)]
-pub struct Example {
-    pub ids: Vec<u32>,
-    pub label: usize,
-}
-
-/// A part of the data (train, validation, test), with the frozen states when the method
-/// starts past the input.
-pub struct PartData {
-    pub examples: Vec<Example>,
-    pub(crate) states: Option<Vec<Tensor>>,
-}
-
-impl PartData {
-    pub fn new(examples: Vec<Example>) -> Self {
-        Self {
-            examples,
-            states: None,
-        }
-    }
-
-    pub(crate) fn labels(&self) -> Vec<usize> {
-        self.examples.iter().map(|e| e.label).collect()
-    }
-}
 
 /// What training produced.
 pub struct TrainOutcome {
