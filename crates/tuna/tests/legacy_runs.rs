@@ -163,7 +163,7 @@ fn legacy_runs_predict_the_same() {
             let ft = cfg.finetune.expect("an adapter run is a finetuning run");
             let base = tuna_models::load_model(&model, &Device::Cpu).unwrap();
             let labels = want["labels"].as_array().unwrap().len();
-            let mut tm = apply_peft_adapter(base, &adapter, &ft.method, labels).unwrap();
+            let mut tm = apply_peft_adapter(base, &adapter, &ft.head, labels).unwrap();
             let head = run.join(HEAD_FILE);
             peft::load_into(
                 &mut tm,
