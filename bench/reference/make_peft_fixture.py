@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    /path/to/venv/bin/python bench/reference/make_peft_fixture.py crates/tuna-train/tests/fixtures/peft
+    /path/to/venv/bin/python bench/reference/make_peft_fixture.py crates/tuna-adapt/tests/fixtures/peft
 
 Everything is seeded, so rerunning rewrites the same files (on another CPU, a few values in
 expected.json may come out 1e-6 apart, in the last rounded digit; the weights do not change). OUTDIR

@@ -2,7 +2,7 @@
 //! token embeddings, prefixes join every layer's keys and values through [`Ctx`]).
 
 use candle_core::{Result, Tensor};
-use tuna_models::Ctx;
+use tuna_models::{Batch, Ctx, Network};
 use tuna_nn::Visitor;
 
 /// One forward pass's input, as a method may change it.
@@ -30,5 +30,29 @@ pub trait InputHook: Send + Sync {
     /// saved adapter.
     fn to_saved_form(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Final hidden states (B, T, H) of a padded batch's own positions through `net` with the
+/// method's input part `hook` (virtual tokens removed again).
+pub fn hidden_states(net: &Network, hook: Option<&dyn InputHook>, batch: &Batch) -> Result<Tensor> {
+    let mut ctx = Ctx::with_mask(&batch.mask);
+    let mut input = Input {
+        embeds: net.embed(&batch.ids)?,
+        mask: batch.mask.clone(),
+        type_ids: batch.type_ids.clone(),
+        skip: 0,
+    };
+    if let Some(h) = hook {
+        h.apply(&mut input, &mut ctx)?;
+        ctx.mask = Some(input.mask.clone());
+    }
+    let h = net.prepare(&input.embeds, Some(&input.type_ids), &ctx)?;
+    let h = net.run_blocks(&h, 0..net.num_blocks(), &mut ctx)?;
+    let h = net.finish(&h)?;
+    if input.skip > 0 {
+        h.narrow(1, input.skip, batch.ids.dim(1)?)
+    } else {
+        Ok(h)
     }
 }

@@ -19,6 +19,8 @@ pub mod input;
 pub mod legacy;
 pub mod lora;
 pub mod peft;
+#[cfg(test)]
+mod peft_fixture;
 pub mod prefix;
 pub mod prompt;
 pub mod registry;

@@ -44,3 +44,16 @@ pub fn to_peft(cfg: &LoraConfig, saved: &[String], _shape: &NetShape) -> Value {
     v["use_dora"] = true.into();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peft_adapter_gives_peft_outputs() {
+        let d = crate::peft_fixture::difference(
+            "dora",
+            "dora_last_hidden_state",
+            crate::MethodName::Dora,
+        );
+        assert!(d < 1e-4, "max difference {d} from PEFT");
+    }
+}

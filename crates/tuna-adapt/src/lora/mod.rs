@@ -148,3 +148,13 @@ pub fn trains(name: &str) -> bool {
 pub fn to_peft(cfg: &LoraConfig, saved: &[String], _shape: &NetShape) -> Value {
     cfg.peft_fields(saved)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peft_adapter_gives_peft_outputs() {
+        let d =
+            crate::peft_fixture::difference("lora", "last_hidden_state", crate::MethodName::Lora);
+        assert!(d < 1e-4, "max difference {d} from PEFT");
+    }
+}

@@ -105,3 +105,16 @@ pub fn from_peft(cfg: &Value, path: &Path) -> tuna_core::Result<PrefixConfig> {
             .map_or(512, |v| v as usize),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peft_adapter_gives_peft_outputs() {
+        let d = crate::peft_fixture::difference(
+            "prefix",
+            "prefix_last_hidden_state",
+            crate::MethodName::Prefix,
+        );
+        assert!(d < 1e-4, "max difference {d} from PEFT");
+    }
+}

@@ -112,3 +112,16 @@ pub fn from_peft(cfg: &Value, path: &Path) -> tuna_core::Result<PromptConfig> {
         init_text: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peft_adapter_gives_peft_outputs() {
+        let d = crate::peft_fixture::difference(
+            "prompt",
+            "prompt_last_hidden_state",
+            crate::MethodName::Prompt,
+        );
+        assert!(d < 1e-4, "max difference {d} from PEFT");
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::head::{Head, HeadConfig};
 use candle_core::{DType, Result, Tensor};
-use tuna_adapt::{Input, InputHook, Method};
+use tuna_adapt::{InputHook, Method};
 use tuna_core::Rng;
 use tuna_models::{Batch, Ctx, Family, Model};
 
@@ -143,27 +143,7 @@ impl TaskModel {
 
     /// Final hidden states (B, T, H) of the real input positions (virtual tokens removed).
     pub fn hidden(&self, batch: &Batch) -> Result<Tensor> {
-        let net = &self.model.network;
-        let mut ctx = Ctx::with_mask(&batch.mask);
-        let mut input = Input {
-            embeds: net.embed(&batch.ids)?,
-            mask: batch.mask.clone(),
-            type_ids: batch.type_ids.clone(),
-            skip: 0,
-        };
-        if let Some(i) = &self.input {
-            i.apply(&mut input, &mut ctx)?;
-            ctx.mask = Some(input.mask.clone());
-        }
-        let h = net.prepare(&input.embeds, Some(&input.type_ids), &ctx)?;
-        let h = net.run_blocks(&h, 0..net.num_blocks(), &mut ctx)?;
-        let h = net.finish(&h)?;
-        let t = batch.ids.dim(1)?;
-        if input.skip > 0 {
-            h.narrow(1, input.skip, t)
-        } else {
-            Ok(h)
-        }
+        tuna_adapt::input::hidden_states(&self.model.network, self.input.as_deref(), batch)
     }
 
     /// Number of values in the tensors named `names`.

@@ -17,14 +17,11 @@ pub struct CompareCmd {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Methods to run: features, head, last-N, full, lora, dora, ia3, adapter, prefix, prompt, and icl
-    /// (in-context learning with --icl-model; shots and demonstrations by
+    /// Methods to run: features, last-N, icl and every finetuning method (head, full, lora, ...);
+    /// default: features, last-2 and every finetuning method. `icl` is in-context learning
+    /// with --icl-model (shots and demonstrations by
     /// `--method-args "icl=--shots 4 --select nearest --encoder ENCODER"`).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "features,head,last-2,full,lora,dora,ia3,adapter,prefix,prompt"
-    )]
+    #[arg(long, value_delimiter = ',')]
     methods: Vec<String>,
     /// Folder of the report and of each method's run (finished runs found there are reused).
     #[arg(long, short)]
@@ -66,7 +63,7 @@ impl CompareCmd {
         };
         let mut rows = vec![];
         let mut failed = vec![];
-        for m in &self.methods {
+        for m in &self.methods() {
             out.line(format!("== {m}"));
             let run_dir = self.out.join("runs").join(m);
             let result = if run_dir.join("metrics.json").exists() {
@@ -160,6 +157,22 @@ impl CompareCmd {
                 name(&d.test)
             ),
         }
+    }
+
+    /// The methods to run: `--methods`, or features, head, last-2 and the other finetuning
+    /// methods of the registry.
+    fn methods(&self) -> Vec<String> {
+        if !self.methods.is_empty() {
+            return self.methods.clone();
+        }
+        let mut m = vec!["features".to_string(), "head".into(), "last-2".into()];
+        m.extend(
+            MethodName::ALL
+                .iter()
+                .filter(|n| **n != MethodName::Head)
+                .map(|n| n.as_str().to_string()),
+        );
+        m
     }
 
     /// Runs one method in a child `tuna train` (or `tuna icl`) and returns its JSON result.

@@ -45,8 +45,7 @@ pub struct FinetuneArgs {
     /// Batches per optimiser step (gradient accumulation).
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
-    /// Peak learning rate (default per method: head 2e-3, head with unfrozen blocks 1e-4,
-    /// full 5e-5, lora and dora 5e-4, ia3 1e-2, adapter 1e-3, prefix 2e-4, prompt 3e-2).
+    /// Peak learning rate (default: the method's own, printed at the start; see the README).
     #[arg(long)]
     pub lr: Option<f64>,
     /// AdamW weight decay (not applied to biases, norms and embeddings of prompts).
@@ -144,6 +143,11 @@ pub fn run_finetune(
         },
     );
     let cfg = args.config(kind, pooling, max_len, spec.seed);
+    out.line(format!(
+        "method {}, peak learning rate {:e}",
+        cfg.method.label(),
+        cfg.train.lr
+    ));
     if cfg.train.epochs == 0 || cfg.train.batch_size == 0 {
         bail!("--epochs and --train-batch must be at least 1");
     }
