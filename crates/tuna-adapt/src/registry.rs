@@ -138,6 +138,20 @@ impl MethodName {
     pub fn parse(s: &str) -> Option<MethodName> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
+
+    /// The names of the methods whose runs fold into the base weights, as "`a`, `b` and `c`".
+    pub fn mergeable_list() -> String {
+        let defaults = MethodArgs::defaults();
+        let names: Vec<String> = Self::ALL
+            .into_iter()
+            .filter(|&n| defaults.method(n).mergeable())
+            .map(|n| format!("`{}`", n.as_str()))
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.concat(),
+        }
+    }
 }
 
 impl Method {

@@ -113,6 +113,60 @@ fn lora_run_predicts_merges_and_compare_reports() {
 }
 
 #[test]
+fn dora_and_ia3_runs_save_peft_adapters_predict_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"));
+    // Tiny BERT: hidden 32, intermediate 64 (`tuna_models::testing`), 2 layers.
+    for (method, peft_type, trainable) in [
+        ("dora", "LORA", 2 * 2 * (8 * (32 + 32) + 32) + 32 * 2 + 2),
+        ("ia3", "IA3", 2 * (3 * 32 + 64) + 32 * 2 + 2),
+    ] {
+        let args = [
+            "--json", "train", "--method", method, "--out", method, "--model", "model", "--data",
+            "sms.tsv", "--epochs", "2", "--lr", "0.01",
+        ];
+        let j = last_json(&tuna(d, &args));
+        assert_eq!(j["ok"], true, "{method}: {j}");
+        assert_eq!(j["trainable_parameters"], trainable, "{method}");
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(method).join("adapter/adapter_config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["peft_type"], peft_type, "{method}");
+        assert_eq!(cfg["use_dora"] == true, method == "dora", "{method}");
+        let p = last_json(&tuna(
+            d,
+            &["--json", "predict", "--run", method, "free cash"],
+        ));
+        assert_eq!(p["predictions"].as_array().unwrap().len(), 1, "{method}");
+        let out = format!("{method}-merged");
+        let m = last_json(&tuna(
+            d,
+            &["--json", "merge", "--run", method, "--out", &out],
+        ));
+        assert!(
+            m["max_difference"].as_f64().unwrap() < 1e-4,
+            "{method}: {m}"
+        );
+    }
+    // Bottleneck adapters cannot be folded into the weights: a clear refusal.
+    let args = [
+        "train", "--method", "adapter", "--out", "ad", "--model", "model", "--data", "sms.tsv",
+        "--epochs", "1",
+    ];
+    assert!(tuna(d, &args).status.success());
+    let o = common::tuna(d, &["merge", "--run", "ad", "--out", "ad-merged"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("only `lora`, `dora` and `ia3` runs fold"),
+        "{err}"
+    );
+}
+
+#[test]
 fn head_learns_its_pooling_and_fixed_embeddings_refuse_it() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

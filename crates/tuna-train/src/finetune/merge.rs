@@ -26,9 +26,10 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
         .ok_or_else(|| Error::Invalid(format!("{} is not a finetuning run", run.display())))?;
     if !ft.method.mergeable() {
         return Err(Error::Invalid(format!(
-            "{} is a {} run: only LoRA, DoRA and IA3 runs fold into the base weights",
+            "{} is a `{}` run: only {} runs fold into the base weights",
             run.display(),
-            ft.method.label()
+            ft.method.label(),
+            tuna_adapt::MethodName::mergeable_list()
         )));
     }
     let labels = LabelMap::load(&run.join("labels.json"))?;
