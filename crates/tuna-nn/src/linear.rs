@@ -3,7 +3,7 @@
 
 use crate::delta::WeightDelta;
 use crate::visit::Visitor;
-use crate::{frozen_linear, row_split};
+use crate::{linear_op, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -87,8 +87,8 @@ impl Linear {
             None => None,
         };
         let xin = input.as_ref().unwrap_or(&x2);
-        let mut y = if frozen_linear::applies(xin, &self.weight, self.bias.as_ref()) {
-            frozen_linear::frozen_linear(xin, &self.weight, self.bias.as_ref())?
+        let mut y = if linear_op::applies(xin, &self.weight, self.bias.as_ref()) {
+            linear_op::linear(xin, &self.weight, self.bias.as_ref())?
         } else {
             let y = if row_split::applies(xin, &self.weight) {
                 row_split::row_split_matmul(xin, &self.weight)?

@@ -12,7 +12,7 @@ use crate::lora::layer::LoraDelta;
 use candle_core::{Result, Tensor};
 use tuna_nn::dropout::{dropout, training};
 use tuna_nn::linear::flatten_rows;
-use tuna_nn::{frozen_linear, Visitor, WeightDelta};
+use tuna_nn::{linear_op, Visitor, WeightDelta};
 
 /// LoRA's matrices plus the magnitude vector `m` (out,).
 #[derive(Debug, Clone)]
@@ -56,8 +56,8 @@ impl WeightDelta for DoraDelta {
         let xd = dropout(&x2, self.lora.dropout)?;
         // The base product without bias, of the input the update sees.
         let plain = if dropped {
-            if frozen_linear::applies(&xd, weight, None) {
-                frozen_linear::frozen_linear(&xd, weight, None)?
+            if linear_op::applies(&xd, weight, None) {
+                linear_op::linear(&xd, weight, None)?
             } else {
                 xd.matmul(&weight.t()?)?
             }

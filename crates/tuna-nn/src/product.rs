@@ -1,0 +1,192 @@
+//! f32 matrix products straight into a fresh buffer, on the `gemm` crate candle uses.
+//!
+//! candle's matmul zero-fills its output before the product, and a bias or a gradient sum is
+//! then one more pass over it. Here the output is written once: left uninitialised when the
+//! product overwrites it, or started from given rows (a bias) that the product adds to.
+
+use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
+
+/// A 2-D f32 matrix in memory with its strides (elements), as candle's layouts give them.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// The matrix a 2-D layout describes in `s`.
+    pub fn new(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<Self> {
+        let CpuStorage::F32(v) = s else {
+            candle_core::bail!("{op}: only f32 is supported")
+        };
+        let (rows, cols) = l.shape().dims2()?;
+        let st = l.stride();
+        let (row_stride, col_stride) = (st[0] as isize, st[1] as isize);
+        let data = &v[l.start_offset()..];
+        let last = (rows.max(1) - 1) * st[0] + (cols.max(1) - 1) * st[1];
+        if rows * cols > 0 && last >= data.len() {
+            candle_core::bail!("{op}: layout runs past its storage")
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    /// The transpose (a view: strides swapped).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// (rows, cols).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Element (r, c).
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.row_stride as usize + c * self.col_stride as usize]
+    }
+}
+
+/// Calls `f` with the matrix view of a 2-D CPU f32 tensor.
+pub fn with_mat<R>(t: &Tensor, op: &str, f: impl FnOnce(Mat) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(s) = &*storage else {
+        candle_core::bail!("{op}: only the CPU is supported")
+    };
+    f(Mat::new(s, layout, op)?)
+}
+
+/// `a b` (m, n) in a new row-major buffer; when `init` is given (n values), each output row
+/// starts from it and the product is added (a bias in the same pass).
+pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
+    let ((m, k), (k2, n)) = (a.dims(), b.dims());
+    if k != k2 || init.is_some_and(|r| r.len() != n) {
+        candle_core::bail!("product: ({m}, {k}) x ({k2}, {n}) do not fit")
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    if let Some(row) = init {
+        for _ in 0..m {
+            out.extend_from_slice(row);
+        }
+    }
+    if m * n > 0 {
+        let threads = candle_core::utils::get_num_threads();
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let dst = out.as_mut_ptr();
+        // SAFETY: `dst` has room for m * n values (row stride n); with `init` they are
+        // initialised and read (alpha 1), otherwise gemm only writes them (read_dst false).
+        // `a` and `b` were bounds-checked against their storage in `Mat::new`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                init.is_some(),
+                a.data.as_ptr(),
+                a.col_stride,
+                a.row_stride,
+                b.data.as_ptr(),
+                b.col_stride,
+                b.row_stride,
+                if init.is_some() { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+    // SAFETY: all m * n values were written above.
+    unsafe { out.set_len(m * n) };
+    Ok(out)
+}
+
+/// The sum over rows of `g` (rows, n), each column summed from the first row to the last.
+pub fn column_sums(g: Mat) -> Vec<f32> {
+    use rayon::prelude::*;
+    const COLS: usize = 64;
+    let (rows, n) = g.dims();
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(COLS).enumerate().for_each(|(i, acc)| {
+        let c0 = i * COLS;
+        for r in 0..rows {
+            if g.col_stride == 1 {
+                let start = r * g.row_stride as usize + c0;
+                let row = &g.data[start..start + acc.len()];
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            } else {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += g.at(r, c0 + j);
+                }
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn mat_of<R>(t: &Tensor, f: impl FnOnce(Mat) -> Result<R>) -> Result<R> {
+        with_mat(t, "test", f)
+    }
+
+    #[test]
+    fn products_of_strided_views_match_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let a = Tensor::arange(0f32, 12., &dev)?.reshape((3, 4))?;
+        let b = Tensor::arange(-4f32, 16., &dev)?.reshape((4, 5))?;
+        let bias = [1f32, 2., 3., 4., 5.];
+        let want: Vec<f32> = a.matmul(&b)?.flatten_all()?.to_vec1()?;
+        let got = mat_of(&a, |am| mat_of(&b, |bm| product(am, bm, None)))?;
+        assert_eq!(got, want);
+        let with_bias = mat_of(&a, |am| mat_of(&b, |bm| product(am, bm, Some(&bias))))?;
+        let want_bias: Vec<f32> = want
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + bias[i % 5])
+            .collect();
+        assert_eq!(with_bias, want_bias);
+        // a^T a through a transposed view and through a transposed layout.
+        let want: Vec<f32> = a.t()?.matmul(&a)?.flatten_all()?.to_vec1()?;
+        let got = mat_of(&a, |am| product(am.t(), am, None))?;
+        assert_eq!(got, want);
+        let at = a.t()?;
+        let got = mat_of(&at, |atm| mat_of(&a, |am| product(atm, am, None)))?;
+        assert_eq!(got, want);
+        let sums = mat_of(&a, |am| Ok(column_sums(am)))?;
+        assert_eq!(sums, vec![12., 15., 18., 21.]);
+        Ok(())
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() -> Result<()> {
+        let a = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu)?;
+        assert!(mat_of(&a, |am| product(am, am, None)).is_err());
+        Ok(())
+    }
+}
