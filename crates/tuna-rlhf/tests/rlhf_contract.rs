@@ -14,7 +14,7 @@ use tuna_nn::Pooling;
 use tuna_rlhf::dpo::{dpo, DpoConfig};
 use tuna_rlhf::logprobs::response_logprobs;
 use tuna_rlhf::ppo::{ppo, PpoConfig};
-use tuna_rlhf::reward::{train_reward, RewardConfig};
+use tuna_rlhf::reward::{train_reward, RewardConfig, RewardModel};
 use tuna_rlhf::sft::{language_model, sft, SftConfig, MODEL_DIR};
 use tuna_rlhf::{Example, FormatKind, Formatter, Pair, Prompt};
 use tuna_train::finetune::head::is_head_tensor;
@@ -267,10 +267,9 @@ fn dpo_widens_the_held_out_margin() {
     assert!(run.join(MODEL_DIR).join("model.safetensors").exists());
 }
 
-#[test]
-fn ppo_runs_against_a_reward_model_from_the_reference() {
-    let d = tempfile::tempdir().unwrap();
-    let lm = d.path().join("lm");
+/// A LoRA reward model trained for one epoch on a tiny LM written to `dir/lm`: (lm, model).
+fn reward_model(dir: &Path) -> (std::path::PathBuf, RewardModel) {
+    let lm = dir.join("lm");
     let rcfg = RewardConfig {
         method: method(MethodName::Lora),
         head: head(0),
@@ -278,9 +277,16 @@ fn ppo_runs_against_a_reward_model_from_the_reference() {
         format: FormatKind::Alpaca,
         held_out: 0.25,
     };
-    let run = d.path().join("rm");
+    let run = dir.join("rm");
     std::fs::create_dir_all(&run).unwrap();
     let (rm, _) = train_reward(tiny(&lm), &pairs(), &rcfg, &run, false, &Silent).unwrap();
+    (lm, rm)
+}
+
+#[test]
+fn ppo_runs_against_a_reward_model_from_the_reference() {
+    let d = tempfile::tempdir().unwrap();
+    let (lm, rm) = reward_model(d.path());
     let cfg = PpoConfig {
         method: method(MethodName::Lora),
         head: head(0),
@@ -354,17 +360,7 @@ fn head_tensors(tm: &mut TaskModel) -> Vec<(String, Tensor)> {
 #[test]
 fn ppo_saves_and_reloads_a_value_head_with_a_hidden_layer() {
     let d = tempfile::tempdir().unwrap();
-    let lm = d.path().join("lm");
-    let rcfg = RewardConfig {
-        method: method(MethodName::Lora),
-        head: head(0),
-        train: train(1, 1e-3),
-        format: FormatKind::Alpaca,
-        held_out: 0.25,
-    };
-    let run = d.path().join("rm");
-    std::fs::create_dir_all(&run).unwrap();
-    let (rm, _) = train_reward(tiny(&lm), &pairs(), &rcfg, &run, false, &Silent).unwrap();
+    let (lm, rm) = reward_model(d.path());
     let m = method(MethodName::Lora);
     let cfg = PpoConfig {
         method: m.clone(),
