@@ -8,7 +8,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 use std::ops::Range;
-use tuna_nn::attention::{attention, merge_heads, split_heads};
+use tuna_nn::attention::attention_rows;
 use tuna_nn::mask::padding_mask;
 use tuna_nn::{
     linear, Activation, Hooks, LayerNorm, Linear, LinearVisitor, Sublayer, SublayerHook, Visitor,
@@ -220,25 +220,26 @@ impl Block {
         mask: Option<&Tensor>,
         prefix: Option<&(Tensor, Tensor)>,
     ) -> Result<Tensor> {
-        let h = x.dim(2)?;
-        let qkv = match &self.qkv {
-            Some(fused) => fused.forward_base(x)?,
-            None => fuse_base(&[&self.query, &self.key, &self.value])?.forward_base(x)?,
-        }; // (B, T, 3H)
-        let part = |i: usize, l: &Linear| -> Result<Tensor> {
-            let p = l.finish(x, qkv.narrow(2, i * h, h)?)?;
-            split_heads(&p, self.n_heads)
+        let (q, k, v) = match &self.qkv {
+            Some(fused) if !x.track_op() => {
+                let h = x.dim(2)?;
+                let qkv = fused.forward_base(x)?; // (B, T, 3H)
+                let part = |i: usize, l: &Linear| l.finish(x, qkv.narrow(2, i * h, h)?);
+                (
+                    part(0, &self.query)?,
+                    part(1, &self.key)?,
+                    part(2, &self.value)?,
+                )
+            }
+            // When a gradient reaches the input or the base weights, three products: slices
+            // of one fused product would each send a zero-padded full-width gradient back.
+            _ => (
+                self.query.forward(x)?,
+                self.key.forward(x)?,
+                self.value.forward(x)?,
+            ),
         };
-        let (q, mut k, mut v) = (
-            part(0, &self.query)?,
-            part(1, &self.key)?,
-            part(2, &self.value)?,
-        );
-        if let Some((pk, pv)) = prefix {
-            k = Tensor::cat(&[pk, &k], 2)?;
-            v = Tensor::cat(&[pv, &v], 2)?;
-        }
-        let ctx = merge_heads(&attention(&q, &k, &v, mask)?)?; // (B, T, H)
+        let ctx = attention_rows(&q, &k, &v, self.n_heads, mask, prefix)?; // (B, T, H)
         let a = self
             .hooks
             .apply(Sublayer::Attention, self.attn_out.forward(&ctx)?)?;

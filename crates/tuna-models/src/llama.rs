@@ -10,7 +10,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use tuna_nn::attention::{attention, merge_heads, repeat_kv, split_heads};
+use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::causal_mask;
 use tuna_nn::{
     linear, linear_no_bias, Activation, Hooks, KvCache, Linear, LinearVisitor, RmsNorm, Rotary,
@@ -127,9 +127,6 @@ impl SelfAttention {
             Past::Prefix((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
             Past::Cache(cache, layer) => cache.append(layer, &k, &v)?,
         };
-        let rep = self.n_heads / self.n_kv;
-        let k = repeat_kv(&k, rep)?.contiguous()?;
-        let v = repeat_kv(&v, rep)?.contiguous()?;
         let out = merge_heads(&attention(&q, &k, &v, Some(mask))?)?; // (B, T, nH*D)
         self.o_proj.forward(&out)
     }

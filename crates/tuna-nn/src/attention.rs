@@ -1,14 +1,17 @@
 //! Scaled dot-product attention and the head split/merge around it.
 
-use crate::ops;
+use crate::{attention_op, ops};
 use candle_core::{Result, Tensor};
 
-/// (B, T, H*D) -> (B, H, T, D), contiguous.
+/// (B, T, H*D) -> (B, H, T, D): contiguous, or a strided view when `x` takes part in a
+/// gradient (the training attention reads heads in place).
 pub fn split_heads(x: &Tensor, n_heads: usize) -> Result<Tensor> {
     let (b, t, hd) = x.dims3()?;
-    x.reshape((b, t, n_heads, hd / n_heads))?
-        .transpose(1, 2)?
-        .contiguous()
+    let heads = x.reshape((b, t, n_heads, hd / n_heads))?.transpose(1, 2)?;
+    if x.track_op() {
+        return Ok(heads);
+    }
+    heads.contiguous()
 }
 
 /// (B, H, T, D) -> (B, T, H*D).
@@ -30,9 +33,23 @@ pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         .reshape((b, h * n_rep, t, d))
 }
 
-/// `softmax(q k^T / sqrt(D) + mask) v`. `q`: (B, H, Tq, D); `k`, `v`: (B, H, Tk, D);
+/// `softmax(q k^T / sqrt(D) + mask) v`. `q`: (B, H, Tq, D); `k`, `v`: (B, Hkv, Tk, D) with H a
+/// multiple of Hkv (grouped-query attention: query head `i` uses key/value head `i / (H / Hkv)`);
 /// `mask`: additive, broadcastable to (B, H, Tq, Tk) (0 where allowed, a large negative where not).
+///
+/// When a gradient flows through q, k or v, this is one op with its own backward on the CPU
+/// ([`attention_op`]); otherwise candle's products and fused softmax.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let tracked = q.track_op() || k.track_op() || v.track_op();
+    if tracked && attention_op::supported(q, k, v, mask) {
+        return attention_op::attention(q, k, v, mask);
+    }
+    let rep = q.dim(1)? / k.dim(1)?.max(1);
+    let (q, k, v) = (
+        q.contiguous()?,
+        repeat_kv(k, rep)?.contiguous()?,
+        repeat_kv(v, rep)?.contiguous()?,
+    );
     let d = q.dim(3)?;
     let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?; // (B, H, Tq, Tk)
     let scores = match mask {
@@ -40,7 +57,59 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> R
         None => scores,
     };
     let probs = ops::softmax_last_dim(&scores)?;
-    probs.matmul(v)
+    probs.matmul(&v)
+}
+
+/// Multi-head attention on rows: `q`, `k`, `v` (B, T, H) split into `n_heads`, key and value
+/// `prefix`es (B, nH, P, D) placed before the keys, the heads merged again: (B, Tq, H). When a
+/// gradient flows, the heads are read and written in place by one op ([`attention_op`]).
+pub fn attention_rows(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    n_heads: usize,
+    mask: Option<&Tensor>,
+    prefix: Option<&(Tensor, Tensor)>,
+) -> Result<Tensor> {
+    let tracked = [
+        Some(q),
+        Some(k),
+        Some(v),
+        prefix.map(|p| &p.0),
+        prefix.map(|p| &p.1),
+    ]
+    .iter()
+    .flatten()
+    .any(|t| t.track_op());
+    if tracked {
+        let (k, v) = match prefix {
+            Some((pk, pv)) => {
+                let rows = |p: &Tensor| -> Result<Tensor> {
+                    let (b, h, n, d) = p.dims4()?;
+                    p.transpose(1, 2)?.reshape((b, n, h * d))
+                };
+                (
+                    Tensor::cat(&[&rows(pk)?, k], 1)?,
+                    Tensor::cat(&[&rows(pv)?, v], 1)?,
+                )
+            }
+            None => (k.clone(), v.clone()),
+        };
+        let heads = (n_heads, n_heads);
+        if attention_op::supported_rows(q, &k, &v, heads, mask) {
+            return attention_op::attention_rows(q, &k, &v, heads, mask);
+        }
+    }
+    let (q, mut k, mut v) = (
+        split_heads(q, n_heads)?,
+        split_heads(k, n_heads)?,
+        split_heads(v, n_heads)?,
+    );
+    if let Some((pk, pv)) = prefix {
+        k = Tensor::cat(&[pk, &k], 2)?;
+        v = Tensor::cat(&[pv, &v], 2)?;
+    }
+    merge_heads(&attention(&q, &k, &v, mask)?)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod attention_op;
 pub mod delta;
 pub mod dropout;
 pub mod gelu;

@@ -39,6 +39,26 @@ impl<'a> Mat<'a> {
         })
     }
 
+    /// The matrix at the start of `data` with the given strides (elements); errors when the
+    /// last element lies past the end of `data`.
+    pub fn from_slice(
+        data: &'a [f32],
+        (rows, cols): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Result<Self> {
+        let last = (rows.max(1) - 1) * row_stride + (cols.max(1) - 1) * col_stride;
+        if rows * cols > 0 && last >= data.len() {
+            candle_core::bail!("matrix view runs past its data")
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride: row_stride as isize,
+            col_stride: col_stride as isize,
+        })
+    }
+
     /// The transpose (a view: strides swapped).
     pub fn t(self) -> Self {
         Self {
@@ -121,6 +141,53 @@ pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
     // SAFETY: all m * n values were written above.
     unsafe { out.set_len(m * n) };
     Ok(out)
+}
+
+/// `dst = scale * a b` (or `dst += scale * a b` when `accumulate`) on the calling thread; `dst`
+/// holds the (m, n) result row-major at row stride `ld`. For many small products that are
+/// already spread over threads (attention's heads).
+pub fn product_to(
+    dst: &mut [f32],
+    ld: usize,
+    a: Mat,
+    b: Mat,
+    scale: f32,
+    accumulate: bool,
+) -> Result<()> {
+    let ((m, k), (k2, n)) = (a.dims(), b.dims());
+    if k != k2 || n > ld || (m * n > 0 && (m - 1) * ld + n > dst.len()) {
+        candle_core::bail!("product_to: ({m}, {k}) x ({k2}, {n}) do not fit the output")
+    }
+    if m * n == 0 {
+        return Ok(());
+    }
+    // SAFETY: `dst` holds m rows of n values at stride ld (checked above); it is read only
+    // when `accumulate`, and then it is initialised (a slice). `a` and `b` are bounds-checked
+    // views.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride,
+            a.row_stride,
+            b.data.as_ptr(),
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
 }
 
 /// The sum over rows of `g` (rows, n), each column summed from the first row to the last.
