@@ -22,21 +22,9 @@ impl<'a> Mat<'a> {
         let CpuStorage::F32(v) = s else {
             candle_core::bail!("{op}: only f32 is supported")
         };
-        let (rows, cols) = l.shape().dims2()?;
-        let st = l.stride();
-        let (row_stride, col_stride) = (st[0] as isize, st[1] as isize);
-        let data = &v[l.start_offset()..];
-        let last = (rows.max(1) - 1) * st[0] + (cols.max(1) - 1) * st[1];
-        if rows * cols > 0 && last >= data.len() {
-            candle_core::bail!("{op}: layout runs past its storage")
-        }
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        })
+        let (dims, st) = (l.shape().dims2()?, l.stride());
+        Self::from_slice(&v[l.start_offset()..], dims, (st[0], st[1]))
+            .map_err(|_| candle_core::Error::Msg(format!("{op}: layout runs past its storage")))
     }
 
     /// The matrix at the start of `data` with the given strides (elements); errors when the
@@ -110,33 +98,9 @@ pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
         } else {
             gemm::Parallelism::None
         };
-        let dst = out.as_mut_ptr();
-        // SAFETY: `dst` has room for m * n values (row stride n); with `init` they are
-        // initialised and read (alpha 1), otherwise gemm only writes them (read_dst false).
-        // `a` and `b` were bounds-checked against their storage in `Mat::new`.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst,
-                1,
-                n as isize,
-                init.is_some(),
-                a.data.as_ptr(),
-                a.col_stride,
-                a.row_stride,
-                b.data.as_ptr(),
-                b.col_stride,
-                b.row_stride,
-                if init.is_some() { 1.0 } else { 0.0 },
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+        // SAFETY: `out` has room for m * n values (row stride n); with `init` they are
+        // initialised and read, otherwise only written.
+        unsafe { gemm_into(out.as_mut_ptr(), n, a, b, 1.0, init.is_some(), par) };
     }
     // SAFETY: all m * n values were written above.
     unsafe { out.set_len(m * n) };
@@ -162,32 +126,57 @@ pub fn product_to(
         return Ok(());
     }
     // SAFETY: `dst` holds m rows of n values at stride ld (checked above); it is read only
-    // when `accumulate`, and then it is initialised (a slice). `a` and `b` are bounds-checked
-    // views.
+    // when `accumulate`, and then it is initialised (a slice).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        gemm_into(
             dst.as_mut_ptr(),
-            1,
-            ld as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride,
-            a.row_stride,
-            b.data.as_ptr(),
-            b.col_stride,
-            b.row_stride,
-            1.0,
+            ld,
+            a,
+            b,
             scale,
-            false,
-            false,
-            false,
+            accumulate,
             gemm::Parallelism::None,
-        );
-    }
+        )
+    };
     Ok(())
+}
+
+/// `dst = scale * a b`, or `dst += scale * a b` when `accumulate`, at row stride `ld`.
+///
+/// # Safety
+/// `dst` must have room for `a.rows` rows of `b.cols` values at stride `ld`, initialised when
+/// `accumulate`; `a` and `b` are bounds-checked views (`Mat::new`, `Mat::from_slice`).
+unsafe fn gemm_into(
+    dst: *mut f32,
+    ld: usize,
+    a: Mat,
+    b: Mat,
+    scale: f32,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    let ((m, k), (_, n)) = (a.dims(), b.dims());
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        ld as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.col_stride,
+        a.row_stride,
+        b.data.as_ptr(),
+        b.col_stride,
+        b.row_stride,
+        if accumulate { 1.0 } else { 0.0 },
+        scale,
+        false,
+        false,
+        false,
+        par,
+    );
 }
 
 /// The sum over rows of `g` (rows, n), each column summed from the first row to the last.
