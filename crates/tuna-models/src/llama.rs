@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::causal_mask;
+use tuna_nn::token_logp;
 use tuna_nn::{
     linear, linear_no_bias, Activation, Hooks, KvCache, Linear, LinearVisitor, RmsNorm, Rotary,
     Sublayer, SublayerHook, Visitor,
@@ -398,5 +399,35 @@ impl Llama {
     /// Hidden states (B, T, H) to vocabulary logits (B, T, V) at every position.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         self.lm_head.forward(hidden)
+    }
+
+    /// The log-probability (N,) of each of `targets` as the next token after the hidden states
+    /// `hidden` (N, H), and with `entropy` each predicted distribution's entropy (N,, no
+    /// gradient). On the CPU with a plain output layer the logits are formed a few rows at a
+    /// time and never kept ([`token_logp`]); otherwise from the full (N, V) logits.
+    pub fn token_logprobs(
+        &self,
+        hidden: &Tensor,
+        targets: &[u32],
+        entropy: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let hidden = hidden.to_dtype(candle_core::DType::F32)?;
+        if let Some(w) = self.lm_head.plain_weight() {
+            if token_logp::supported(&hidden, w) {
+                return token_logp::token_logprobs(&hidden, w, targets, entropy);
+            }
+        }
+        let logits = self.logits(&hidden)?.to_dtype(candle_core::DType::F32)?;
+        let all = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        let idx = Tensor::new(targets, hidden.device())?.unsqueeze(1)?;
+        let logp = all.gather(&idx, 1)?.squeeze(1)?;
+        let ent = match entropy {
+            true => {
+                let a = all.detach();
+                Some((a.exp()? * &a)?.sum(candle_core::D::Minus1)?.neg()?)
+            }
+            false => None,
+        };
+        Ok((logp, ent))
     }
 }

@@ -23,6 +23,7 @@ pub mod product;
 pub mod rms_norm;
 pub mod rotary;
 pub mod row_split;
+pub mod token_logp;
 pub mod train_kernels;
 pub mod visit;
 

@@ -36,6 +36,15 @@ impl Linear {
         Ok((i, o))
     }
 
+    /// The weight when the layer is a plain product (no bias, no delta attached): what an op
+    /// that fuses the layer with what follows it can use in its place.
+    pub fn plain_weight(&self) -> Option<&Tensor> {
+        match (&self.bias, &self.delta) {
+            (None, None) => Some(&self.weight),
+            _ => None,
+        }
+    }
+
     /// Visits `weight`, `bias` and the delta's tensors under `prefix` (PEFT's names), letting
     /// `f` replace them.
     pub fn visit(&mut self, prefix: &str, f: &mut Visitor) -> Result<()> {

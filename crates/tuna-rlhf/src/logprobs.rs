@@ -3,7 +3,7 @@
 //! predicted. Differentiable when the trainable tensors are installed tracked.
 
 use crate::format::Seq;
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use tuna_models::tokenizer::pad_batch;
 use tuna_train::finetune::TaskModel;
 
@@ -69,16 +69,7 @@ pub fn response_logprobs(tm: &TaskModel, seqs: &[&Seq], entropy: bool) -> Result
     }
     let rows = Tensor::new(rows.as_slice(), &dev)?;
     let hidden = h.reshape((b * t, hs))?.index_select(&rows, 0)?;
-    let logits = lm.logits(&hidden)?.to_dtype(DType::F32)?;
-    let all = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = Tensor::new(targets.as_slice(), &dev)?.unsqueeze(1)?;
-    let logp = all.gather(&targets, 1)?.squeeze(1)?;
-    let entropy = if entropy {
-        let a = all.detach();
-        Some((a.exp()? * &a)?.sum(D::Minus1)?.neg()?)
-    } else {
-        None
-    };
+    let (logp, entropy) = lm.token_logprobs(&hidden, &targets, entropy)?;
     Ok(TokenScores {
         logp,
         hidden,
