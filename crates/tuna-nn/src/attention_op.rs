@@ -10,10 +10,13 @@
 //! gradients in place. Inputs may be strided views (heads split without a copy), and key/value
 //! heads may be fewer than query heads (grouped-query attention without repeating them).
 
-use crate::product::{product_to, Mat};
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use crate::product::{cpu, cpu_parts, product_to, Mat};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
+
+/// The op's name in errors.
+const OP: &str = "fused attention";
 
 /// The (B, H, T, D) dimensions of `t`: its own when 4-D, or (B, T, H*D) split into `heads`.
 fn head_dims(t: &Tensor, heads: Option<usize>) -> Option<[usize; 4]> {
@@ -250,22 +253,6 @@ impl Attention {
     }
 }
 
-/// The CPU storage and layout of a tensor, for the backward.
-fn cpu_parts(t: &Tensor) -> Result<(impl std::ops::Deref<Target = Storage> + '_, Layout)> {
-    let (s, l) = t.storage_and_layout();
-    if !matches!(&*s, Storage::Cpu(_)) {
-        candle_core::bail!("fused attention: only the CPU is supported")
-    }
-    Ok((s, l.clone()))
-}
-
-fn cpu(s: &Storage) -> &CpuStorage {
-    match s {
-        Storage::Cpu(c) => c,
-        _ => unreachable!("checked in cpu_parts"),
-    }
-}
-
 impl CustomOp3 for Attention {
     fn name(&self) -> &'static str {
         "tuna-attention"
@@ -325,11 +312,11 @@ impl CustomOp3 for Attention {
         let [b, h, tq, d] = shape(q, hq)?;
         let [_, hk, tk, _] = shape(k, hkv)?;
         let parts = [
-            cpu_parts(q)?,
-            cpu_parts(k)?,
-            cpu_parts(v)?,
-            cpu_parts(res)?,
-            cpu_parts(&grad)?,
+            cpu_parts(q, OP)?,
+            cpu_parts(k, OP)?,
+            cpu_parts(v, OP)?,
+            cpu_parts(res, OP)?,
+            cpu_parts(&grad, OP)?,
         ];
         let [qh, kh, vh] = [(0, hq), (1, hkv), (2, hkv)]
             .map(|(i, n)| Heads::new(cpu(&parts[i].0), &parts[i].1, n));

@@ -69,6 +69,26 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// The CPU storage and layout of a tensor (for a custom op's backward), or an error naming `op`.
+pub(crate) fn cpu_parts<'a>(
+    t: &'a Tensor,
+    op: &str,
+) -> Result<(impl std::ops::Deref<Target = Storage> + 'a, Layout)> {
+    let (s, l) = t.storage_and_layout();
+    if !matches!(&*s, Storage::Cpu(_)) {
+        candle_core::bail!("{op}: only the CPU is supported")
+    }
+    Ok((s, l.clone()))
+}
+
+/// The CPU side of a storage that `cpu_parts` has checked.
+pub(crate) fn cpu(s: &Storage) -> &CpuStorage {
+    match s {
+        Storage::Cpu(c) => c,
+        _ => unreachable!("checked in cpu_parts"),
+    }
+}
+
 /// Calls `f` with the matrix view of a 2-D CPU f32 tensor.
 pub fn with_mat<R>(t: &Tensor, op: &str, f: impl FnOnce(Mat) -> Result<R>) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();

@@ -11,10 +11,13 @@
 //! (full finetuning, a tied embedding) needs `p` again: the backward recomputes each chunk's
 //! logits for it.
 
-use crate::product::{product_to, Mat};
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use crate::product::{cpu, cpu_parts, product_to, Mat};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
+
+/// The op's name in errors.
+const OP: &str = "token log-probabilities";
 
 /// Rows whose logits are formed at once (per thread): 16 x V floats of scratch.
 const CHUNK: usize = 16;
@@ -194,8 +197,8 @@ impl TokenLogp {
     /// `sum_i g_i (e_t - p_i)^T h_i` (V, H): each thread sums its share of the row chunks into
     /// its own buffer, recomputing their probabilities; the buffers are added at the end.
     fn weight_grad(&self, hidden: &Tensor, weight: &Tensor, g: &[f32]) -> Result<Tensor> {
-        let (hid, hl) = cpu_parts(hidden)?;
-        let (wt, wl) = cpu_parts(weight)?;
+        let (hid, hl) = cpu_parts(hidden, OP)?;
+        let (wt, wl) = cpu_parts(weight, OP)?;
         let w = Mat::new(cpu(&wt), &wl, self.name())?;
         let (v, hs) = w.dims();
         let n = g.len();
@@ -245,22 +248,6 @@ fn rows_of<'a>(s: &'a CpuStorage, l: &Layout, at: usize, rows: usize) -> Result<
     let st = l.stride();
     let start = l.start_offset() + at * st[0];
     Mat::from_slice(&data[start.min(data.len())..], (rows, cols), (st[0], st[1]))
-}
-
-/// The CPU storage and layout of a tensor, for the backward.
-fn cpu_parts(t: &Tensor) -> Result<(impl std::ops::Deref<Target = Storage> + '_, Layout)> {
-    let (s, l) = t.storage_and_layout();
-    if !matches!(&*s, Storage::Cpu(_)) {
-        candle_core::bail!("token log-probabilities: only the CPU is supported")
-    }
-    Ok((s, l.clone()))
-}
-
-fn cpu(s: &Storage) -> &CpuStorage {
-    match s {
-        Storage::Cpu(c) => c,
-        _ => unreachable!("checked in cpu_parts"),
-    }
 }
 
 #[cfg(test)]
