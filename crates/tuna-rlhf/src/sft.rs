@@ -66,8 +66,18 @@ impl Stage for SftStage {
     fn loss(&mut self, tm: &TaskModel, idx: &[usize], row: &mut LogRow) -> Result<Tensor> {
         let seqs: Vec<&Seq> = idx.iter().map(|&i| &self.train[i]).collect();
         let (loss, n) = nll(tm, &seqs)?;
-        row.set("tokens", n as f64);
+        row.set("tokens", n as f64 / idx.len().max(1) as f64);
         Ok(loss)
+    }
+
+    /// The loss is a mean over the batch's response tokens.
+    fn weight(&self, idx: &[usize]) -> f64 {
+        idx.iter()
+            .map(|&i| {
+                let s = &self.train[i];
+                s.ids.len().saturating_sub(s.prompt_len.max(1))
+            })
+            .sum::<usize>() as f64
     }
 
     fn evaluate(&mut self, tm: &TaskModel, row: &mut LogRow) -> Result<()> {

@@ -15,6 +15,11 @@ use tuna_train::{Progress, Result};
 pub trait Stage {
     /// Mean loss of the training items `idx` (trainable tensors tracked); metrics go in `row`.
     fn loss(&mut self, tm: &TaskModel, idx: &[usize], row: &mut LogRow) -> Result<Tensor>;
+    /// The share of a batch's mean loss that the items `idx` carry (items by default; see
+    /// [`optimize::Stage::weight`]).
+    fn weight(&self, idx: &[usize]) -> f64 {
+        idx.len() as f64
+    }
     /// Held-out metrics with the current weights (no graph), added to `row` as `eval_*`.
     fn evaluate(&mut self, tm: &TaskModel, row: &mut LogRow) -> Result<()>;
     /// Metrics shown on the progress bar.
@@ -37,6 +42,10 @@ impl optimize::Stage for Logged<'_> {
         let loss = self.0.loss(tm, idx, &mut part)?;
         values.extend(part.values);
         Ok(loss)
+    }
+
+    fn weight(&self, idx: &[usize]) -> f64 {
+        self.0.weight(idx)
     }
 
     fn evaluate(&mut self, tm: &TaskModel, at: &EvalPoint) -> Result<Evaluation<LogRow>> {

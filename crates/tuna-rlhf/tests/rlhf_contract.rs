@@ -206,6 +206,51 @@ fn sft_lowers_the_held_out_loss_and_resumes_exactly() {
     assert_eq!(csv(&a), csv(&b), "curves differ after resume");
 }
 
+/// (loss, gradient norm) of the first optimiser step in a run's metrics.csv.
+fn first_step(run: &Path) -> (f64, f64) {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[0] == "1")
+        .unwrap();
+    let num = |name: &str| row[col(name)].parse::<f64>().unwrap();
+    (num("loss"), num("grad_norm"))
+}
+
+#[test]
+fn micro_batches_give_the_whole_batch_step() {
+    // Responses of 1 to 4 words: a token mean over the batch is not a mean of piece means.
+    let data: Vec<Example> = (0..20)
+        .map(|i| Example {
+            prompt: task(i),
+            response: vec!["hi"; i % 4 + 1].join(" "),
+        })
+        .collect();
+    let d = tempfile::tempdir().unwrap();
+    let lm = d.path().join("lm");
+    let mut steps = vec![];
+    for micro_batch in [0, 1, 3] {
+        let mut cfg = sft_cfg();
+        cfg.train.max_steps = 1;
+        cfg.train.micro_batch = micro_batch;
+        let run = d.path().join(format!("m{micro_batch}"));
+        std::fs::create_dir_all(&run).unwrap();
+        sft(tiny(&lm), &data, &cfg, &run, false, &Silent).unwrap();
+        steps.push(first_step(&run));
+    }
+    let (loss, norm) = steps[0];
+    for &(l, n) in &steps[1..] {
+        assert!((l - loss).abs() <= 1e-5 * loss, "loss {l} vs {loss}");
+        assert!(
+            (n - norm).abs() <= 1e-4 * norm,
+            "gradient norm {n} vs {norm}"
+        );
+    }
+}
+
 #[test]
 fn reward_model_learns_a_separable_preference() {
     let d = tempfile::tempdir().unwrap();

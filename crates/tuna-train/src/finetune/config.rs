@@ -35,6 +35,14 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Stop after this many optimiser steps (benchmarks and smoke tests; 0: no limit).
     pub max_steps: usize,
+    /// Items of a batch run forward and backward at once (0: the whole batch). Smaller pieces
+    /// bound the memory a step needs; their gradients add up to the whole batch's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub micro_batch: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for TrainConfig {
@@ -53,6 +61,7 @@ impl Default for TrainConfig {
             patience: 0,
             checkpoint_every: 200,
             max_steps: 0,
+            micro_batch: 0,
         }
     }
 }

@@ -138,16 +138,12 @@ impl<S: Stage> Run<'_, S> {
                 self.opt.install(self.tm, true)?;
             }
             let in_group = accum.min(batches.len() - (j - j % accum)) as f64;
-            let mut values = Values::new();
-            let loss = {
-                let _scope = TrainScope::new(mix(cfg.seed, self.st.epoch, j));
-                self.stage.loss(self.tm, batches[j], &mut values)?
-            };
-            group.losses.push(loss.to_scalar::<f32>()? as f64);
+            let seed = mix(cfg.seed, self.st.epoch, j);
+            let (loss, values) = self.batch(batches[j], seed, accum)?;
+            group.losses.push(loss);
             for (k, v) in values {
                 *group.values.entry(k).or_insert(0.0) += v / in_group;
             }
-            self.opt.backward(&loss, 1.0 / accum as f64)?;
             seen += batches[j].len();
             self.st.next_batch += 1;
             let last = self.st.next_batch == batches.len();
@@ -187,6 +183,41 @@ impl<S: Stage> Run<'_, S> {
             }
         }
         Ok(batches.len())
+    }
+
+    /// Forward and backward of one batch in pieces of at most `micro_batch` items (dropout seeded
+    /// by `seed`), each piece's loss weighted by its share of the batch, the gradients summed
+    /// with weight `1 / accum`. Returns the batch's loss and metrics (the metrics are means over
+    /// items: each piece's weighted by its items).
+    fn batch(&mut self, batch: &[usize], seed: u64, accum: usize) -> Result<(f64, Values)> {
+        let size = match self.opt.cfg.micro_batch {
+            0 => batch.len(),
+            m => m,
+        };
+        let total = self.stage.weight(batch);
+        let _scope = TrainScope::new(seed);
+        let (mut loss, mut values) = (0.0, Values::new());
+        for piece in batch.chunks(size.max(1)) {
+            let share = if size >= batch.len() {
+                1.0
+            } else if total > 0.0 {
+                self.stage.weight(piece) / total
+            } else {
+                piece.len() as f64 / batch.len() as f64
+            };
+            if share <= 0.0 {
+                continue;
+            }
+            let mut part = Values::new();
+            let l = self.stage.loss(self.tm, piece, &mut part)?;
+            loss += l.to_scalar::<f32>()? as f64 * share;
+            let items = piece.len() as f64 / batch.len() as f64;
+            for (k, v) in part {
+                *values.entry(k).or_insert(0.0) += v * items;
+            }
+            self.opt.backward(&l, share / accum as f64)?;
+        }
+        Ok((loss, values))
     }
 
     /// The end of an epoch (or of the step budget) with `batches` batches: evaluates, keeps the

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Named metrics of a batch (averaged over the micro-batches of a step by the loop).
+/// Named metrics of a batch, each a mean over its items (averaged over the micro-batches of a
+/// step by the loop).
 pub type Values = BTreeMap<String, f64>;
 
 /// One optimiser step, as the loop reports it to the stage.
@@ -57,6 +58,13 @@ pub trait Stage {
     /// Mean loss of the training items `idx`, with the trainable tensors tracked (dropout is
     /// active); batch metrics go in `values`.
     fn loss(&mut self, tm: &TaskModel, idx: &[usize], values: &mut Values) -> Result<Tensor>;
+
+    /// The share of a batch's mean loss that its items `idx` carry, in any unit (the loss's
+    /// denominator: items by default, tokens for a token mean). A batch split into micro-batches
+    /// weights each piece's loss by it, so the gradient is the whole batch's.
+    fn weight(&self, idx: &[usize]) -> f64 {
+        idx.len() as f64
+    }
 
     /// Held-out evaluation with the current weights (detached, no dropout).
     fn evaluate(&mut self, tm: &TaskModel, at: &EvalPoint) -> Result<Evaluation<Self::Row>>;

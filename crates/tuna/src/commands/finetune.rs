@@ -45,6 +45,11 @@ pub struct FinetuneArgs {
     /// Batches per optimiser step (gradient accumulation).
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
+    /// Examples run forward and backward at once, a batch in pieces whose gradients add up to
+    /// the batch's: less memory, the same update (default: the whole batch; sft, reward, dpo
+    /// and ppo: 2).
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
     /// Peak learning rate (default: the method's own, printed at the start; see the README).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -110,6 +115,7 @@ impl FinetuneArgs {
                 patience: self.patience,
                 checkpoint_every: self.checkpoint_every,
                 max_steps: self.max_steps,
+                micro_batch: self.micro_batch.unwrap_or(0),
             },
         }
     }

@@ -15,6 +15,10 @@ use tuna_rlhf::FormatKind;
 use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig};
 use tuna_train::run::RunWriter;
 
+/// Examples per forward and backward in the RLHF verbs unless `--micro-batch` says otherwise:
+/// decoder sequences of hundreds of tokens, whose activations dominate a step's memory.
+const STAGE_MICRO_BATCH: usize = 2;
+
 /// What every RLHF verb takes: the model, the data, the run directory and the training settings.
 #[derive(Args)]
 pub struct StageArgs {
@@ -61,8 +65,11 @@ impl StageArgs {
 
     /// Method and training settings for `kind`.
     pub fn config(&self, kind: MethodName) -> FinetuneConfig {
-        self.train
-            .config(kind, Pooling::Last, self.max_len, self.seed)
+        let mut cfg = self
+            .train
+            .config(kind, Pooling::Last, self.max_len, self.seed);
+        cfg.train.micro_batch = self.train.micro_batch.unwrap_or(STAGE_MICRO_BATCH);
+        cfg
     }
 
     /// Loads the model and creates (or with --resume reopens) the run directory.
