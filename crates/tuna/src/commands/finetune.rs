@@ -46,8 +46,8 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
     /// Examples run forward and backward at once, a batch in pieces whose gradients add up to
-    /// the batch's: less memory, the same update (default: the whole batch; sft, reward, dpo
-    /// and ppo: 2).
+    /// the batch's: less memory, the same update (default: the whole batch; sft, reward and
+    /// dpo: 2).
     #[arg(long)]
     pub micro_batch: Option<usize>,
     /// Peak learning rate (default: the method's own, printed at the start; see the README).

@@ -4,7 +4,7 @@
 
 use crate::commands::rlhf::StageArgs;
 use crate::output::Output;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -69,11 +69,15 @@ pub struct PpoCmd {
 impl PpoCmd {
     pub fn run(&self, out: &Output) -> Result<()> {
         let a = &self.stage;
+        if a.train.micro_batch.is_some() {
+            bail!("ppo takes --minibatch (rollouts per update), not --micro-batch");
+        }
         let prompts = a.limited(tuna_rlhf::read_prompts(&a.data)?);
         let run = a.start()?;
         let rm = RewardModel::load(&self.reward, &run.model.device)?;
         let mut ft = a.config(MethodName::Lora);
         ft.head.dropout = 0.0;
+        ft.train.micro_batch = 0;
         let cfg = PpoConfig {
             method: ft.method,
             head: ft.head,

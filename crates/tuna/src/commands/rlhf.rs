@@ -15,7 +15,7 @@ use tuna_rlhf::FormatKind;
 use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig};
 use tuna_train::run::RunWriter;
 
-/// Examples per forward and backward in the RLHF verbs unless `--micro-batch` says otherwise:
+/// Examples per forward and backward in sft, reward and dpo unless `--micro-batch` says otherwise:
 /// decoder sequences of hundreds of tokens, whose activations dominate a step's memory.
 const STAGE_MICRO_BATCH: usize = 2;
 
