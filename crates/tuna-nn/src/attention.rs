@@ -1,6 +1,6 @@
 //! Scaled dot-product attention and the head split/merge around it.
 
-use crate::{attention_op, ops};
+use crate::{attention_op, fallback, ops};
 use candle_core::{Result, Tensor};
 
 /// (B, T, H*D) -> (B, H, T, D): contiguous, or a strided view when `x` takes part in a
@@ -43,6 +43,9 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> R
     let tracked = q.track_op() || k.track_op() || v.track_op();
     if tracked && attention_op::supported(q, k, v, mask) {
         return attention_op::attention(q, k, v, mask);
+    }
+    if tracked && fallback::off_kernel(q) {
+        fallback::note("tuna-attention", q, "candle's products and softmax");
     }
     let rep = q.dim(1)? / k.dim(1)?.max(1);
     let (q, k, v) = (

@@ -173,6 +173,7 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         x.contiguous()?.apply_op1(Gelu)
     } else {
+        crate::fallback::note("tuna-gelu", x, "candle's gelu_erf");
         x.gelu_erf()
     }
 }

@@ -9,6 +9,7 @@ pub mod attention;
 pub mod attention_op;
 pub mod delta;
 pub mod dropout;
+pub mod fallback;
 pub mod gelu;
 pub mod hook;
 pub mod init;

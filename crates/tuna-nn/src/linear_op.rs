@@ -107,11 +107,14 @@ impl CustomOp3 for WithBias {
 pub fn applies(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> bool {
     let all = [Some(x), Some(weight), bias];
     let all = all.iter().flatten();
-    all.clone().any(|t| t.track_op())
-        && x.rank() == 2
-        && all
-            .clone()
-            .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+    if !all.clone().any(|t| t.track_op()) || x.rank() != 2 {
+        return false;
+    }
+    if all.clone().any(|t| crate::fallback::off_kernel(t)) {
+        crate::fallback::note(NAME, x, "candle's matmul and broadcast add");
+        return false;
+    }
+    true
 }
 
 /// `x W^T + b` for 2-D `x` (N, in), with gradients for the operands that track them.

@@ -4,10 +4,10 @@
 //! looks at its inputs: when none of them is part of a gradient graph (inference, or a frozen
 //! part of a model) it runs candle's kernel; otherwise tuna's fused kernels with a backward
 //! ([`crate::train_kernels`], CPU f32), or the same formula in differentiable tensor ops on other
-//! devices. A contract test in the training crate checks that every trainable parameter of every
+//! devices (logged once per op by [`crate::fallback`]). A contract test in the training crate checks that every trainable parameter of every
 //! method receives a gradient.
 
-use crate::train_kernels;
+use crate::{fallback, train_kernels};
 use candle_core::{Result, Tensor, D};
 
 /// True when a gradient must flow through any of `ts`.
@@ -23,6 +23,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if train_kernels::supported(&[x]) {
         return train_kernels::softmax_last_dim(x);
     }
+    fallback::note("tuna-softmax", x, "candle's max, exp, sum and div");
     // The max only keeps exp() in range; softmax does not depend on it, so no gradient through it.
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
@@ -35,6 +36,7 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor
         if train_kernels::supported(&[x, w, b]) {
             return train_kernels::layer_norm(x, w, b, eps);
         }
+        fallback::note("tuna-layer-norm", x, "candle_nn's layer_norm_slow");
         return candle_nn::ops::layer_norm_slow(x, w, b, eps);
     }
     candle_nn::ops::layer_norm(&x.contiguous()?, w, b, eps)
@@ -46,6 +48,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
         if train_kernels::supported(&[x, w]) {
             return train_kernels::rms_norm(x, w, eps);
         }
+        fallback::note("tuna-rms-norm", x, "candle_nn's rms_norm_slow");
         return candle_nn::ops::rms_norm_slow(x, w, eps);
     }
     candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)

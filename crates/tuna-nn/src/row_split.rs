@@ -11,16 +11,26 @@ use rayon::prelude::*;
 /// Weights with fewer rows than this stay on one thread.
 const MIN_ROWS: usize = 256;
 
-/// True when `x W^T` should be split: one input row on the CPU, a weight of at least
-/// `MIN_ROWS` rows, no gradients, several threads.
+/// True when `x W^T` should be split: one input row on the CPU (elsewhere the plain product
+/// runs, logged once), a weight of at least `MIN_ROWS` rows, no gradients, several threads.
 pub fn applies(x: &Tensor, weight: &Tensor) -> bool {
+    if !one_row(x, weight) {
+        return false;
+    }
+    if !x.device().is_cpu() {
+        crate::fallback::note("tuna-row-split", x, "one plain product (cuBLAS on a GPU)");
+        return false;
+    }
+    rayon::current_num_threads() > 1
+}
+
+/// A one-row product with a large enough weight and no gradients.
+fn one_row(x: &Tensor, weight: &Tensor) -> bool {
     x.dims().len() == 2
         && x.dim(0).is_ok_and(|m| m == 1)
         && weight.dim(0).is_ok_and(|n| n >= MIN_ROWS)
-        && x.device().is_cpu()
         && !x.track_op()
         && !weight.track_op()
-        && rayon::current_num_threads() > 1
 }
 
 /// `x` (1, K) times `weight` (N, K) transposed: (1, N), one band of rows per thread.

@@ -2,11 +2,12 @@
 
 mod args;
 mod commands;
+mod device_check;
 mod output;
 mod progress;
 mod retrieval;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Adapt pretrained transformers (BERT-style encoders, Llama-style decoders) to your data:
 /// embed texts, train classifiers on frozen features, predict — with no Python at run time.
@@ -71,7 +72,8 @@ enum Command {
 
 fn main() {
     tuna_train::alloc::keep_freed_memory();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(n) = cli.threads {
         // Read by candle's and the classifiers' thread pools at their first use.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
@@ -89,6 +91,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let out = output::Output::new(cli.json, cli.quiet);
+    if let Err(e) = device_check::check(&matches) {
+        out.error(&e);
+        std::process::exit(1);
+    }
     let result = match cli.command {
         Command::Embed(c) => c.run(&out),
         Command::Index(c) => c.run(&out),
