@@ -417,6 +417,9 @@ impl Llama {
                 return token_logp::token_logprobs(&hidden, w, targets, entropy);
             }
         }
+        if tuna_nn::fallback::off_kernel(&hidden) {
+            tuna_nn::fallback::note("tuna-token-logp", &hidden, "the full logits");
+        }
         let logits = self.logits(&hidden)?.to_dtype(candle_core::DType::F32)?;
         let all = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
         let idx = Tensor::new(targets, hidden.device())?.unsqueeze(1)?;
