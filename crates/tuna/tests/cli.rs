@@ -177,3 +177,47 @@ fn bad_input_names_file_and_line_and_leaves_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn an_error_is_one_message_even_with_rust_backtrace_set() {
+    // A tokenizer that does not belong to the model: its ids run past the embedding table and
+    // candle's own error comes up, which carries a backtrace whenever RUST_BACKTRACE is set.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    tuna_models::testing::write_tiny_llama(&d.join("lm"), 4).unwrap();
+    std::fs::copy(d.join("lm/tokenizer.json"), d.join("model/tokenizer.json")).unwrap();
+    std::fs::write(d.join("texts.txt"), "zebra crossing ahead\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "embed",
+            "-m",
+            "model",
+            "-i",
+            "texts.txt",
+            "--format",
+            "lines",
+        ];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tuna"))
+            .args(&args)
+            .current_dir(d)
+            .env("TUNA_CACHE_DIR", d.join("cache"))
+            .env("RAYON_NUM_THREADS", "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    let message = &err[err.find("error:").expect("an error line")..];
+    assert!(
+        !err.to_lowercase().contains("stack backtrace") && message.trim_end().lines().count() == 1,
+        "more than one message:\n{err}"
+    );
+    assert!(message.contains("index"), "{err}");
+    // Asked for with -v, the backtrace is there.
+    let verbose = run(&["-v"]);
+    assert!(verbose.contains("Error::bt"), "{verbose}");
+}
