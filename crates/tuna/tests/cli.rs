@@ -221,3 +221,88 @@ fn an_error_is_one_message_even_with_rust_backtrace_set() {
     let verbose = run(&["-v"]);
     assert!(verbose.contains("Error::bt"), "{verbose}");
 }
+
+#[test]
+fn runs_started_together_get_their_own_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"), 10);
+    let args = [
+        "--json",
+        "-q",
+        "train",
+        "--model",
+        "model",
+        "--data",
+        "sms.tsv",
+        "--no-cache",
+    ];
+    // No --out: every run names its own directory under runs/, in the same second.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tuna"))
+                .args(args)
+                .current_dir(d)
+                .env("RAYON_NUM_THREADS", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut runs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            common::ok(&out)["run"].as_str().unwrap().to_string()
+        })
+        .collect();
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for r in &runs {
+        assert!(r.starts_with("runs/features-logreg-"), "{r}");
+        assert!(d.join(r).join("classifier.json").exists(), "{r}");
+    }
+}
+
+#[test]
+fn overwrite_replaces_only_tuna_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"), 10);
+    std::fs::create_dir_all(d.join("scratch")).unwrap();
+    std::fs::write(d.join("scratch/notes.txt"), "my own notes").unwrap();
+    let train = |out: &str| {
+        let args = [
+            "train",
+            "--model",
+            "model",
+            "--data",
+            "sms.tsv",
+            "--out",
+            out,
+            "--overwrite",
+        ];
+        tuna(d, &args)
+    };
+    let out = train("scratch");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a user's folder was replaced");
+    assert!(
+        err.contains("was not written by tuna") && err.contains("scratch"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("scratch/notes.txt")).unwrap(),
+        "my own notes"
+    );
+    // A run of tuna's is replaced, marker and all; so is one of an earlier version (no marker).
+    assert!(train("run").status.success());
+    assert!(d.join("run/.tuna-run").exists());
+    std::fs::remove_file(d.join("run/.tuna-run")).unwrap();
+    assert!(train("run").status.success());
+    assert!(d.join("run/.tuna-run").exists() && d.join("run/classifier.json").exists());
+}

@@ -17,6 +17,9 @@ use tuna_train::finetune::{
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::task_data::load_task_data;
 
+/// Where runs go without --out: `runs/<method>-<UTC time>[-N]`, a new name for every run.
+pub const RUNS: &str = "runs";
+
 /// Learning-rate schedule after warmup.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ScheduleArg {
@@ -125,7 +128,7 @@ pub fn run_finetune(
     args: &FinetuneArgs,
     pooling: Option<Pooling>,
     max_len: usize,
-    dir: &Path,
+    out_dir: Option<&Path>,
     overwrite: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
@@ -154,10 +157,11 @@ pub fn run_finetune(
     let source =
         std::fs::canonicalize(&model.info.source).unwrap_or_else(|_| model.info.source.clone());
     let model_params = model.info.parameters;
-    let writer = if args.resume {
-        RunWriter::reopen(dir)?
-    } else {
-        RunWriter::create(dir, overwrite)?
+    let writer = match (out_dir, args.resume) {
+        (Some(dir), true) => RunWriter::reopen(dir, overwrite)?,
+        (Some(dir), false) => RunWriter::create(dir, overwrite)?,
+        (None, true) => bail!("--resume needs --out: the run directory to continue"),
+        (None, false) => RunWriter::create_new(Path::new(RUNS), kind.as_str())?,
     };
     let bar = out.bar();
     let (_tm, res) = finetune(model, &data, &cfg, &writer, args.resume, &bar)?;

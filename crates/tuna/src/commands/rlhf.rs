@@ -31,7 +31,8 @@ pub struct StageArgs {
     /// Run directory to create.
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Replace an existing run directory.
+    /// Replace the run directory if it exists and tuna wrote it (it holds tuna's .tuna-run
+    /// marker, or a config.json of an earlier tuna run); any other folder is left alone.
     #[arg(long)]
     pub overwrite: bool,
     /// Prompt format: chat (the model's template; the default when it has one) or alpaca.
@@ -120,7 +121,7 @@ impl RlhfRun {
         let source =
             std::fs::canonicalize(&m.info.source).unwrap_or_else(|_| m.info.source.clone());
         let writer = if resume {
-            RunWriter::reopen(out)?
+            RunWriter::reopen(out, overwrite)?
         } else {
             RunWriter::create(out, overwrite)?
         };
