@@ -15,6 +15,7 @@ pub mod predict;
 pub mod progress;
 pub mod run;
 pub mod run_marker;
+pub mod run_model;
 pub mod run_name;
 pub mod task_data;
 

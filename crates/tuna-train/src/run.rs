@@ -21,8 +21,12 @@ pub struct RunConfig {
     pub tuna_version: String,
     /// Adaptation method (`features`).
     pub method: String,
-    /// The model, as given (a path).
+    /// The model: its absolute path (runs of earlier versions: as given on the command line).
     pub model: PathBuf,
+    /// The same model relative to the run directory (none in runs of earlier versions), so a
+    /// run moved together with its model still finds it ([`crate::run_model`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_from_run: Option<PathBuf>,
     /// Fingerprint of the model files when the run was made.
     pub model_fingerprint: String,
     /// Settings of the feature-based method.
@@ -219,6 +223,17 @@ impl RunWriter {
         std::fs::rename(&self.partial, &self.dir).map_err(|e| io(&self.dir, e))?;
         std::fs::remove_dir_all(&aside).map_err(|e| io(&aside, e))?;
         Ok(self.dir)
+    }
+}
+
+impl RunConfig {
+    /// The model to use for the run in `dir` (`given`: the `--model` flag).
+    pub fn find_model(
+        &self,
+        dir: &Path,
+        given: Option<&Path>,
+    ) -> Result<crate::run_model::RunModel> {
+        crate::run_model::resolve(dir, &self.model, self.model_from_run.as_deref(), given)
     }
 }
 

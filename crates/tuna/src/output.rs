@@ -28,6 +28,14 @@ impl Output {
         }
     }
 
+    /// A side note on stderr, so that stdout stays the command's output (suppressed by
+    /// `--quiet`).
+    pub fn note(&self, s: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", s.as_ref());
+        }
+    }
+
     /// The final result: a JSON line with `--json`, else nothing more.
     pub fn result(&self, v: Value) {
         if self.json {

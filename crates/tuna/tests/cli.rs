@@ -306,3 +306,56 @@ fn overwrite_replaces_only_tuna_runs() {
     assert!(train("run").status.success());
     assert!(d.join("run/.tuna-run").exists() && d.join("run/classifier.json").exists());
 }
+
+#[test]
+fn predict_finds_the_model_from_the_run_not_the_current_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = tmp.path().join("proj");
+    write_tiny_bert(&proj.join("model"), "bert", 5).unwrap();
+    write_data(&proj.join("sms.tsv"), 10);
+    std::fs::create_dir_all(proj.join("elsewhere")).unwrap();
+    let args = [
+        "train",
+        "--model",
+        "model",
+        "--data",
+        "sms.tsv",
+        "--out",
+        "runs/r",
+        "--no-cache",
+    ];
+    assert!(tuna(&proj, &args).status.success());
+    let predict = |cwd: &Path, run: &str| {
+        let out = tuna(cwd, &["--json", "predict", "--run", run, "free cash"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "from {cwd:?}: {err}");
+        (common::last_json(&out), err)
+    };
+    // A run of an earlier version recorded the model as typed, relative to where training ran.
+    let config = proj.join("runs/r/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let recorded = c["model"].as_str().unwrap().to_string();
+    assert!(Path::new(&recorded).is_absolute(), "{recorded}");
+    assert_eq!(c["model_from_run"], "../../model");
+    let new = c.clone();
+    c["model"] = "model".into();
+    c.as_object_mut().unwrap().remove("model_from_run");
+    std::fs::write(&config, c.to_string()).unwrap();
+    let (_, from_root) = predict(&proj, "runs/r");
+    let (j, err) = predict(&proj.join("elsewhere"), "../runs/r");
+    assert!(
+        err.contains("model: ") && err.contains("found from"),
+        "{err}"
+    );
+    let used = std::fs::canonicalize(j["model"].as_str().unwrap()).unwrap();
+    assert_eq!(used, std::fs::canonicalize(proj.join("model")).unwrap());
+    assert!(from_root.contains("model: "), "{from_root}");
+    // A run of this version, moved together with its model: found relative to the run.
+    std::fs::write(&config, new.to_string()).unwrap();
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&proj, &moved).unwrap();
+    let (j, err) = predict(tmp.path(), "moved/runs/r");
+    assert!(err.contains("relative to the run"), "{err}");
+    assert_eq!(j["predictions"].as_array().unwrap().len(), 1);
+}

@@ -15,6 +15,7 @@ use tuna_train::finetune::{
     finetune, peak_rss_bytes, write_history, FinetuneConfig, HeadConfig, Schedule, TrainConfig,
 };
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
+use tuna_train::run_model::relative_to_run;
 use tuna_train::task_data::load_task_data;
 
 /// Where runs go without --out: `runs/<method>-<UTC time>[-N]`, a new name for every run.
@@ -169,6 +170,7 @@ pub fn run_finetune(
     let record = RunConfig {
         tuna_version: env!("CARGO_PKG_VERSION").into(),
         method: kind.as_str().into(),
+        model_from_run: relative_to_run(&source, writer.dir()),
         model: source,
         model_fingerprint: fp,
         features: None,

@@ -14,6 +14,7 @@ use tuna_nn::Pooling;
 use tuna_rlhf::FormatKind;
 use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig};
 use tuna_train::run::RunWriter;
+use tuna_train::run_model::relative_to_run;
 
 /// What every RLHF verb takes: the model, the data, the run directory and the training settings.
 #[derive(Args)]
@@ -168,11 +169,13 @@ impl RunDir {
         report: &R,
     ) -> Result<PathBuf> {
         let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+        let from_run = relative_to_run(&self.source, self.writer.dir());
         self.writer.json(
             "config.json",
             &json!({
                 "tuna_version": env!("CARGO_PKG_VERSION"), "stage": stage,
-                "model": self.source, "model_fingerprint": self.fingerprint,
+                "model": self.source, "model_from_run": from_run,
+                "model_fingerprint": self.fingerprint,
                 "data": data, "settings": settings,
             }),
         )?;

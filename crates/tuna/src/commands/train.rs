@@ -13,6 +13,7 @@ use tuna_adapt::MethodName;
 use tuna_classic::{ClassifierConfig, ClassifierKind};
 use tuna_train::features::{train_features, FeatureConfig, FeatureOutcome};
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
+use tuna_train::run_model::relative_to_run;
 use tuna_train::task_data::load_task_data;
 
 #[derive(Args)]
@@ -125,6 +126,7 @@ impl TrainCmd {
             // Absolute, so that `tuna predict` works from any folder.
             model: std::fs::canonicalize(&model.info.source)
                 .unwrap_or_else(|_| model.info.source.clone()),
+            model_from_run: relative_to_run(&model.info.source, writer.dir()),
             model_fingerprint: fp,
             features: Some(cfg.clone()),
             finetune: None,
