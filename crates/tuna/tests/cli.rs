@@ -5,35 +5,8 @@ use std::path::Path;
 use tuna_models::testing::write_tiny_bert;
 
 mod common;
+use common::data::write_sms as write_data;
 use common::{last_json, tuna};
-
-/// A small spam/ham set in the tiny vocabulary, `n` rows per class.
-fn write_data(path: &Path, n: usize) {
-    let spam = [
-        "free cash prize now !",
-        "win a free prize , call now",
-        "cash prize ! text stop",
-    ];
-    let ham = [
-        "hi how are you ?",
-        "see you later",
-        "love the film , it was fun",
-    ];
-    let mut s = String::new();
-    for i in 0..n {
-        s.push_str(&format!(
-            "spam\t{} {}\n",
-            spam[i % 3],
-            ["now", "!", "free"][i % 3]
-        ));
-        s.push_str(&format!(
-            "ham\t{} {}\n",
-            ham[i % 3],
-            ["later", "?", "fun"][i % 3]
-        ));
-    }
-    std::fs::write(path, s).unwrap();
-}
 
 #[test]
 fn train_predict_and_cache() {
