@@ -3,6 +3,7 @@
 #[cfg(feature = "candle")]
 pub mod device;
 pub mod error;
+pub mod float_json;
 pub mod fsutil;
 pub mod rng;
 

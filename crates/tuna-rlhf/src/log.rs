@@ -11,6 +11,8 @@ use tuna_train::chart::{line_chart, Series};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogRow {
     pub step: usize,
+    /// NaN and infinities included (a checkpoint holding one must still resume).
+    #[serde(with = "tuna_core::float_json::map")]
     pub values: BTreeMap<String, f64>,
 }
 
@@ -110,5 +112,24 @@ mod tests {
             to_csv(&[a, b]),
             "step,kl,loss\n1,,0.500000\n2,0.100000,0.250000\n"
         );
+    }
+
+    #[test]
+    fn a_checkpointed_state_with_a_nan_reads_back() {
+        // The RLHF stages keep their curves in the checkpoint: one NaN (a diverged step's
+        // gradient norm) must not make it unreadable.
+        let mut st = crate::optim::LoopState::new("s");
+        let mut row = LogRow::new(1);
+        row.set("grad_norm", f64::NAN)
+            .set("loss", f64::INFINITY)
+            .set("lr", 0.5);
+        st.history.push(row);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        tuna_core::fsutil::write_json(&p, &(&st, 1usize)).unwrap();
+        let (back, _): (crate::optim::LoopState, usize) = tuna_core::fsutil::read_json(&p).unwrap();
+        let v = &back.history[0].values;
+        assert!(v["grad_norm"].is_nan());
+        assert_eq!((v["loss"], v["lr"]), (f64::INFINITY, 0.5));
     }
 }

@@ -21,6 +21,7 @@ use tuna_core::Rng;
 use tuna_lm::{stop_token_ids, GenerateConfig, Generator, Sampling, StopReason};
 use tuna_models::Model;
 use tuna_train::finetune::{save_head, HeadConfig, TaskModel, TrainConfig};
+use tuna_train::optimize::halt::Halt;
 use tuna_train::optimize::seed::mix;
 use tuna_train::{Error, Progress, Result};
 
@@ -238,6 +239,9 @@ struct Ppo<'a> {
     eval_set: Vec<&'a Prompt>,
     /// End-of-turn tokens appended to a response that stopped there.
     end: Vec<u32>,
+    /// The crash tests' hook: after each optimiser step (at an iteration's end, after its
+    /// checkpoint).
+    halt: Halt,
 }
 
 /// One iteration's rollouts, with what the update needs (computed without a graph).
@@ -308,7 +312,11 @@ pub fn ppo(
     let mut opt = Optimizer::for_names(&mut tm, &names, cfg.train.clone(), total)?;
     let settings = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let ck = checkpoint_dir(run);
-    let mut st = if resume {
+    let mut st = if resume && tuna_train::finetune::checkpoint::find(&ck).is_none() {
+        // Stopped before its first checkpoint: nothing was kept, so it starts over.
+        tracing::warn!(dir = %ck.display(), "no checkpoint yet: the run starts from the beginning");
+        LoopState::new(&settings)
+    } else if resume {
         resume_state(&mut opt, &ck, &settings)?
     } else {
         LoopState::new(&settings)
@@ -329,6 +337,7 @@ pub fn ppo(
         if st.epoch == cfg.iterations || (every > 0 && st.epoch % every == 0) {
             opt.save(&ck, &st, None)?;
         }
+        ctx.halt.after_step(st.step);
     }
     progress.finish();
     let report = ctx.finish(&mut tm, &opt, &mut st, before, run, &source)?;
@@ -376,6 +385,7 @@ impl<'a> Ppo<'a> {
             train_idx,
             eval_set,
             end,
+            halt: Halt::from_env(),
         })
     }
 
@@ -532,6 +542,9 @@ impl<'a> Ppo<'a> {
                 let loss = (&pg + (&vf * cfg.vf_coef)?)?;
                 opt.backward(&loss, 1.0)?;
                 let (lr, _) = opt.step()?;
+                if opt.steps() % steps_per_iteration(cfg) != 0 {
+                    self.halt.after_step(opt.steps());
+                }
                 let rv = ratio.detach().to_vec1::<f32>()?;
                 u.clip_fraction += rv.iter().filter(|&&x| (x as f64 - 1.0).abs() > c).count()
                     as f64

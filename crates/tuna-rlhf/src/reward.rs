@@ -88,15 +88,18 @@ impl RewardModel {
         }
         let cfg: RewardConfig = serde_json::from_value(raw["settings"].clone())
             .map_err(|e| tuna_core::Error::bad_file(&path, e.to_string()))?;
-        let model = raw["model"]
+        let recorded = raw["model"]
             .as_str()
             .ok_or_else(|| tuna_core::Error::bad_file(&path, "no `model`"))?;
+        let from_run = raw["model_from_run"].as_str().map(Path::new);
+        let model = tuna_train::run_model::resolve(run, Path::new(recorded), from_run, None)?;
+        tracing::info!(model = %model.path.display(), how = %model.how, "reward model's base");
         let ft = FinetuneConfig {
             method: cfg.method.clone(),
             head: cfg.head.clone(),
             train: cfg.train.clone(),
         };
-        let tm = load_finetuned(run, &ft, 1, Path::new(model), device)?;
+        let tm = load_finetuned(run, &ft, 1, &model.path, device)?;
         let fmt = Formatter::new(cfg.format, &tm.model.tokenizer, cfg.train.max_len)?;
         Ok(Self { tm, fmt })
     }

@@ -14,6 +14,9 @@ pub mod optimize;
 pub mod predict;
 pub mod progress;
 pub mod run;
+pub mod run_marker;
+pub mod run_model;
+pub mod run_name;
 pub mod task_data;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use crate::features::features;
 use crate::finetune::{load_finetuned, TaskModel};
 use crate::progress::Progress;
 use crate::run::{read_run_config, RunConfig};
+use crate::run_model::RunModel;
 use crate::Result;
 use candle_core::Device;
 use serde::Serialize;
@@ -34,15 +35,19 @@ enum Method {
 pub struct Predictor {
     pub config: RunConfig,
     pub labels: LabelMap,
+    /// The model it runs on, and how that was found.
+    pub model: RunModel,
     method: Method,
 }
 
 impl Predictor {
-    /// Loads the run in `dir` and its model (from `model` if given, else the recorded path).
+    /// Loads the run in `dir` and its model (from `model` if given, else the one the run
+    /// records, found from the run directory: [`crate::run_model`]).
     pub fn load(dir: &Path, model: Option<&Path>, device: &Device) -> Result<Self> {
         let config = read_run_config(dir)?;
         let labels = LabelMap::load(&dir.join("labels.json"))?;
-        let model_path = model.unwrap_or(&config.model);
+        let found = config.find_model(dir, model)?;
+        let model_path = found.path.as_path();
         if model_fingerprint(model_path)? != config.model_fingerprint {
             tracing::warn!(model = %model_path.display(), "model files differ from the ones the run was trained with");
         }
@@ -62,6 +67,7 @@ impl Predictor {
         Ok(Self {
             config,
             labels,
+            model: found,
             method,
         })
     }

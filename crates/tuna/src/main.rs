@@ -25,7 +25,8 @@ struct Cli {
     /// Hide progress bars and informational messages.
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// More log output (-v info, -vv debug).
+    /// More log output (-v info, -vv debug). An error is one message; with -v and
+    /// RUST_BACKTRACE=1 it also shows the backtrace of where it arose.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -74,6 +75,12 @@ fn main() {
     tuna_train::alloc::keep_freed_memory();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if cli.verbose == 0 {
+        // A user error is one message. anyhow and candle capture a backtrace into every error
+        // when RUST_BACKTRACE is set (candle prints it as part of the message); the library
+        // variable turns that off and leaves panics' backtraces (RUST_BACKTRACE) as they are.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     if let Some(n) = cli.threads {
         // Read by candle's and the classifiers' thread pools at their first use.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
@@ -90,7 +97,7 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let out = output::Output::new(cli.json, cli.quiet);
+    let out = output::Output::new(cli.json, cli.quiet, cli.verbose > 0);
     if let Err(e) = device_check::check(&matches) {
         out.error(&e);
         std::process::exit(1);

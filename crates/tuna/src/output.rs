@@ -8,17 +8,31 @@ use serde_json::Value;
 pub struct Output {
     pub json: bool,
     pub quiet: bool,
+    /// `-v`: errors with their causes and, when captured, their backtrace.
+    pub verbose: bool,
 }
 
 impl Output {
-    pub fn new(json: bool, quiet: bool) -> Self {
-        Self { json, quiet }
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+        Self {
+            json,
+            quiet,
+            verbose,
+        }
     }
 
     /// A human-readable line (suppressed by `--quiet`).
     pub fn line(&self, s: impl AsRef<str>) {
         if !self.quiet {
             println!("{}", s.as_ref());
+        }
+    }
+
+    /// A side note on stderr, so that stdout stays the command's output (suppressed by
+    /// `--quiet`).
+    pub fn note(&self, s: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", s.as_ref());
         }
     }
 
@@ -34,9 +48,14 @@ impl Output {
         Bar::new(self.quiet)
     }
 
-    /// Reports a failure; with `--json` also as a JSON line.
+    /// Reports a failure in one message (with `-v`: its causes and any backtrace); with
+    /// `--json` also as a JSON line.
     pub fn error(&self, e: &anyhow::Error) {
-        eprintln!("error: {e:#}");
+        if self.verbose {
+            eprintln!("error: {e:?}");
+        } else {
+            eprintln!("error: {e:#}");
+        }
         if self.json {
             println!(
                 "{}",

@@ -5,35 +5,8 @@ use std::path::Path;
 use tuna_models::testing::write_tiny_bert;
 
 mod common;
+use common::data::write_sms as write_data;
 use common::{last_json, tuna};
-
-/// A small spam/ham set in the tiny vocabulary, `n` rows per class.
-fn write_data(path: &Path, n: usize) {
-    let spam = [
-        "free cash prize now !",
-        "win a free prize , call now",
-        "cash prize ! text stop",
-    ];
-    let ham = [
-        "hi how are you ?",
-        "see you later",
-        "love the film , it was fun",
-    ];
-    let mut s = String::new();
-    for i in 0..n {
-        s.push_str(&format!(
-            "spam\t{} {}\n",
-            spam[i % 3],
-            ["now", "!", "free"][i % 3]
-        ));
-        s.push_str(&format!(
-            "ham\t{} {}\n",
-            ham[i % 3],
-            ["later", "?", "fun"][i % 3]
-        ));
-    }
-    std::fs::write(path, s).unwrap();
-}
 
 #[test]
 fn train_predict_and_cache() {
@@ -176,4 +149,186 @@ fn bad_input_names_file_and_line_and_leaves_nothing() {
     let out = tuna(d, &["train", "--model", "nope", "--data", "train.tsv"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn an_error_is_one_message_even_with_rust_backtrace_set() {
+    // A tokenizer that does not belong to the model: its ids run past the embedding table and
+    // candle's own error comes up, which carries a backtrace whenever RUST_BACKTRACE is set.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    tuna_models::testing::write_tiny_llama(&d.join("lm"), 4).unwrap();
+    std::fs::copy(d.join("lm/tokenizer.json"), d.join("model/tokenizer.json")).unwrap();
+    std::fs::write(d.join("texts.txt"), "zebra crossing ahead\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "embed",
+            "-m",
+            "model",
+            "-i",
+            "texts.txt",
+            "--format",
+            "lines",
+        ];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tuna"))
+            .args(&args)
+            .current_dir(d)
+            .env("TUNA_CACHE_DIR", d.join("cache"))
+            .env("RAYON_NUM_THREADS", "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    let message = &err[err.find("error:").expect("an error line")..];
+    assert!(
+        !err.to_lowercase().contains("stack backtrace") && message.trim_end().lines().count() == 1,
+        "more than one message:\n{err}"
+    );
+    assert!(message.contains("index"), "{err}");
+    // Asked for with -v, the backtrace is there.
+    let verbose = run(&["-v"]);
+    assert!(verbose.contains("Error::bt"), "{verbose}");
+}
+
+#[test]
+fn runs_started_together_get_their_own_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"), 10);
+    let args = [
+        "--json",
+        "-q",
+        "train",
+        "--model",
+        "model",
+        "--data",
+        "sms.tsv",
+        "--no-cache",
+    ];
+    // No --out: every run names its own directory under runs/, in the same second.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tuna"))
+                .args(args)
+                .current_dir(d)
+                .env("RAYON_NUM_THREADS", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut runs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            common::ok(&out)["run"].as_str().unwrap().to_string()
+        })
+        .collect();
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for r in &runs {
+        assert!(r.starts_with("runs/features-logreg-"), "{r}");
+        assert!(d.join(r).join("classifier.json").exists(), "{r}");
+    }
+}
+
+#[test]
+fn overwrite_replaces_only_tuna_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_data(&d.join("sms.tsv"), 10);
+    std::fs::create_dir_all(d.join("scratch")).unwrap();
+    std::fs::write(d.join("scratch/notes.txt"), "my own notes").unwrap();
+    let train = |out: &str| {
+        let args = [
+            "train",
+            "--model",
+            "model",
+            "--data",
+            "sms.tsv",
+            "--out",
+            out,
+            "--overwrite",
+        ];
+        tuna(d, &args)
+    };
+    let out = train("scratch");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a user's folder was replaced");
+    assert!(
+        err.contains("was not written by tuna") && err.contains("scratch"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("scratch/notes.txt")).unwrap(),
+        "my own notes"
+    );
+    // A run of tuna's is replaced, marker and all; so is one of an earlier version (no marker).
+    assert!(train("run").status.success());
+    assert!(d.join("run/.tuna-run").exists());
+    std::fs::remove_file(d.join("run/.tuna-run")).unwrap();
+    assert!(train("run").status.success());
+    assert!(d.join("run/.tuna-run").exists() && d.join("run/classifier.json").exists());
+}
+
+#[test]
+fn predict_finds_the_model_from_the_run_not_the_current_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = tmp.path().join("proj");
+    write_tiny_bert(&proj.join("model"), "bert", 5).unwrap();
+    write_data(&proj.join("sms.tsv"), 10);
+    std::fs::create_dir_all(proj.join("elsewhere")).unwrap();
+    let args = [
+        "train",
+        "--model",
+        "model",
+        "--data",
+        "sms.tsv",
+        "--out",
+        "runs/r",
+        "--no-cache",
+    ];
+    assert!(tuna(&proj, &args).status.success());
+    let predict = |cwd: &Path, run: &str| {
+        let out = tuna(cwd, &["--json", "predict", "--run", run, "free cash"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "from {cwd:?}: {err}");
+        (common::last_json(&out), err)
+    };
+    // A run of an earlier version recorded the model as typed, relative to where training ran.
+    let config = proj.join("runs/r/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let recorded = c["model"].as_str().unwrap().to_string();
+    assert!(Path::new(&recorded).is_absolute(), "{recorded}");
+    assert_eq!(c["model_from_run"], "../../model");
+    let new = c.clone();
+    c["model"] = "model".into();
+    c.as_object_mut().unwrap().remove("model_from_run");
+    std::fs::write(&config, c.to_string()).unwrap();
+    let (_, from_root) = predict(&proj, "runs/r");
+    let (j, err) = predict(&proj.join("elsewhere"), "../runs/r");
+    assert!(
+        err.contains("model: ") && err.contains("found from"),
+        "{err}"
+    );
+    let used = std::fs::canonicalize(j["model"].as_str().unwrap()).unwrap();
+    assert_eq!(used, std::fs::canonicalize(proj.join("model")).unwrap());
+    assert!(from_root.contains("model: "), "{from_root}");
+    // A run of this version, moved together with its model: found relative to the run.
+    std::fs::write(&config, new.to_string()).unwrap();
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&proj, &moved).unwrap();
+    let (j, err) = predict(tmp.path(), "moved/runs/r");
+    assert!(err.contains("relative to the run"), "{err}");
+    assert_eq!(j["predictions"].as_array().unwrap().len(), 1);
 }

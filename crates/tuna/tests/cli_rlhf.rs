@@ -1,37 +1,9 @@
 //! `tuna sft`, `tuna reward train|score`, `tuna dpo` and `tuna ppo` chained on a tiny random
 //! Llama: each stage starts from the previous one's files, reports JSON, and fails clearly.
 
-use tuna_models::testing::write_tiny_llama;
-
 mod common;
+use common::data::rlhf_setup as setup;
 use common::{ok, tuna};
-
-fn setup() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    write_tiny_llama(&tmp.path().join("lm"), 4).unwrap();
-    let words = ["hi", "yes", "the", "in"];
-    let inst: Vec<serde_json::Value> = (0..12)
-        .map(|i| {
-            let w = words[i % 4];
-            serde_json::json!({"instruction": format!("say {w} twice"), "input": "", "output": format!("{w} {w}")})
-        })
-        .collect();
-    std::fs::write(
-        tmp.path().join("inst.json"),
-        serde_json::to_string(&inst).unwrap(),
-    )
-    .unwrap();
-    let pairs: String = (0..12)
-        .map(|i| {
-            serde_json::json!({"instruction": format!("reply to {}", words[i % 4]), "input": "",
-                "chosen": "thank you kindly", "rejected": "go away"})
-            .to_string()
-                + "\n"
-        })
-        .collect();
-    std::fs::write(tmp.path().join("pairs.jsonl"), pairs).unwrap();
-    tmp
-}
 
 const SMALL: [&str; 8] = [
     "--train-batch",

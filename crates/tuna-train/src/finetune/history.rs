@@ -12,13 +12,18 @@ use std::path::Path;
 pub struct HistoryRow {
     pub step: usize,
     /// Fractional epoch.
+    #[serde(with = "tuna_core::float_json")]
     pub epoch: f64,
+    #[serde(with = "tuna_core::float_json")]
     pub lr: f64,
     /// Mean training loss of the step (absent on evaluation rows).
+    #[serde(default, with = "tuna_core::float_json::option")]
     pub loss: Option<f64>,
     /// Validation accuracy (on the evaluation row at each epoch's end).
+    #[serde(default, with = "tuna_core::float_json::option")]
     pub val_accuracy: Option<f64>,
     /// Validation loss (evaluation rows).
+    #[serde(default, with = "tuna_core::float_json::option")]
     pub val_loss: Option<f64>,
 }
 

@@ -33,7 +33,9 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
         )));
     }
     let labels = LabelMap::load(&run.join("labels.json"))?;
-    let mut tm = load_finetuned(run, ft, labels.len(), &cfg.model, device)?;
+    let model = cfg.find_model(run, None)?;
+    tracing::info!(model = %model.path.display(), how = %model.how, "base model");
+    let mut tm = load_finetuned(run, ft, labels.len(), &model.path, device)?;
     let probe: Vec<u32> = tm
         .model
         .encode("tuna merges LoRA into the base weights.", 32)?;

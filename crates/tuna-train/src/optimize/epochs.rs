@@ -3,6 +3,7 @@
 //! of each epoch (and of the step budget) with the best epoch kept and early stopping, and a
 //! resume that continues exactly where a kill stopped it.
 
+use super::halt::Halt;
 use super::optimizer::Optimizer;
 use super::seed::{epoch_order, mix};
 use super::stage::{EvalPoint, Stage, StepReport, Values};
@@ -50,6 +51,7 @@ struct Run<'a, S: Stage> {
     base_seconds: f64,
     step_times: Vec<f64>,
     stopped_early: bool,
+    halt: Halt,
 }
 
 /// Trains `stage` over its `n` training items for the epochs of `opt.cfg`; at the end the best
@@ -63,6 +65,11 @@ pub fn run<S: Stage>(
     progress: &dyn Progress,
 ) -> Result<LoopOutcome<S::Row>> {
     let (st, best, resumed_at) = match (ck.resume, ck.dir) {
+        (true, Some(dir)) if crate::finetune::checkpoint::find(dir).is_none() => {
+            // Stopped before its first checkpoint: nothing was kept, so it starts over.
+            tracing::warn!(dir = %dir.display(), "no checkpoint yet: the run starts from the beginning");
+            (LoopState::new(ck.settings), None, None)
+        }
         (true, Some(dir)) => {
             let (s, b) = opt.resume(dir, ck.settings)?;
             let at = s.step;
@@ -88,6 +95,7 @@ pub fn run<S: Stage>(
         base_seconds: 0.0,
         step_times: vec![],
         stopped_early: false,
+        halt: Halt::from_env(),
     };
     r.base_seconds = r.st.seconds;
     if r.stage.evaluates_first() && r.st.history.is_empty() {
@@ -177,6 +185,7 @@ impl<S: Stage> Run<'_, S> {
             if every > 0 && self.st.step % every == 0 && !last && !budget_hit {
                 self.save()?;
             }
+            self.halt.after_step(self.st.step);
             if budget_hit {
                 self.st.done = true;
                 break;

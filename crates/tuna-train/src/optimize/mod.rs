@@ -6,6 +6,7 @@
 
 pub mod accumulate;
 pub mod epochs;
+pub mod halt;
 pub mod optimizer;
 pub mod seed;
 pub mod stage;

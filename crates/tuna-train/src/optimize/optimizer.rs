@@ -113,18 +113,21 @@ impl Optimizer {
                 dir.display()
             ))
         })?;
+        // The settings first: a checkpoint of other settings may hold tensors of other shapes.
+        let (recorded, _): (LoopState<R>, usize) =
+            tuna_core::fsutil::read_json(&found.join("state.json"))?;
+        if recorded.settings != settings {
+            return Err(Error::Invalid(format!(
+                "--resume: the checkpoint in {} was made with other settings; rerun with the same command line",
+                found.display()
+            )));
+        }
         let device = match self.params.list.first() {
             Some(p) => p.var.device().clone(),
             None => candle_core::Device::Cpu,
         };
         let (state, best): (LoopState<R>, _) =
             checkpoint::load(&found, &self.params, &mut self.adam, &device)?;
-        if state.settings != settings {
-            return Err(Error::Invalid(format!(
-                "--resume: the checkpoint in {} was made with other settings; rerun with the same command line",
-                found.display()
-            )));
-        }
         tracing::info!(step = state.step, epoch = state.epoch, "resuming");
         Ok((state, best))
     }

@@ -16,7 +16,7 @@ pub struct LoopState<R> {
     /// Optimiser steps done.
     pub step: usize,
     /// Best evaluation score so far (none before the first, or for workflows that keep none).
-    #[serde(default)]
+    #[serde(default, with = "tuna_core::float_json::option")]
     pub best_val: Option<f64>,
     #[serde(default)]
     pub best_epoch: Option<usize>,
@@ -27,6 +27,7 @@ pub struct LoopState<R> {
     #[serde(alias = "log")]
     pub history: Vec<R>,
     /// Training seconds before this checkpoint (so a resumed run reports its total).
+    #[serde(with = "tuna_core::float_json")]
     pub seconds: f64,
     /// The run's settings as JSON; a resume must match.
     pub settings: String,
@@ -68,5 +69,31 @@ mod tests {
         let r = r#"{"step":4,"epoch":1,"next_batch":0,"log":[1,2],"seconds":2.0,"settings":"s"}"#;
         let s: LoopState<u32> = serde_json::from_str(r).unwrap();
         assert_eq!((s.step, s.epoch, s.history.len(), s.done), (4, 1, 2, false));
+    }
+
+    #[test]
+    fn non_finite_values_survive_a_checkpoint() {
+        // A diverged step's loss, an infinite gradient norm: written and read back as they were
+        // (serde_json alone writes them as null and reads the null back as none, or fails).
+        use crate::finetune::history::HistoryRow;
+        let mut s: LoopState<HistoryRow> = LoopState::new("s");
+        s.history.push(HistoryRow {
+            step: 1,
+            epoch: 0.5,
+            lr: f64::INFINITY,
+            loss: Some(f64::NAN),
+            val_accuracy: None,
+            val_loss: Some(f64::NEG_INFINITY),
+        });
+        s.best_val = Some(f64::NAN);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        tuna_core::fsutil::write_json(&p, &(&s, 3usize)).unwrap();
+        let (back, t): (LoopState<HistoryRow>, usize) = tuna_core::fsutil::read_json(&p).unwrap();
+        let r = &back.history[0];
+        assert_eq!(t, 3);
+        assert!(r.loss.is_some_and(f64::is_nan), "{:?}", r.loss);
+        assert_eq!((r.lr, r.val_loss), (f64::INFINITY, Some(f64::NEG_INFINITY)));
+        assert!(back.best_val.is_some_and(f64::is_nan));
     }
 }

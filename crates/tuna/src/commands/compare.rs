@@ -258,6 +258,7 @@ impl CompareCmd {
         cmd.args(self.own_args("icl")?);
         let v = run_child(cmd, "icl")?;
         std::fs::create_dir_all(run_dir)?;
+        tuna_train::run_marker::write(run_dir)?;
         tuna_core::fsutil::atomic_write(
             &run_dir.join("metrics.json"),
             serde_json::to_string_pretty(&v)?.as_bytes(),

@@ -15,7 +15,11 @@ use tuna_train::finetune::{
     finetune, peak_rss_bytes, write_history, FinetuneConfig, HeadConfig, Schedule, TrainConfig,
 };
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
+use tuna_train::run_model::relative_to_run;
 use tuna_train::task_data::load_task_data;
+
+/// Where runs go without --out: `runs/<method>-<UTC time>[-N]`, a new name for every run.
+pub const RUNS: &str = "runs";
 
 /// Learning-rate schedule after warmup.
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,7 +135,7 @@ pub fn run_finetune(
     args: &FinetuneArgs,
     pooling: Option<Pooling>,
     max_len: usize,
-    dir: &Path,
+    out_dir: Option<&Path>,
     overwrite: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
@@ -160,10 +164,11 @@ pub fn run_finetune(
     let source =
         std::fs::canonicalize(&model.info.source).unwrap_or_else(|_| model.info.source.clone());
     let model_params = model.info.parameters;
-    let writer = if args.resume {
-        RunWriter::reopen(dir)?
-    } else {
-        RunWriter::create(dir, overwrite)?
+    let writer = match (out_dir, args.resume) {
+        (Some(dir), true) => RunWriter::reopen(dir, overwrite)?,
+        (Some(dir), false) => RunWriter::create(dir, overwrite)?,
+        (None, true) => bail!("--resume needs --out: the run directory to continue"),
+        (None, false) => RunWriter::create_new(Path::new(RUNS), kind.as_str())?,
     };
     let bar = out.bar();
     let (_tm, res) = finetune(model, &data, &cfg, &writer, args.resume, &bar)?;
@@ -171,6 +176,7 @@ pub fn run_finetune(
     let record = RunConfig {
         tuna_version: env!("CARGO_PKG_VERSION").into(),
         method: kind.as_str().into(),
+        model_from_run: relative_to_run(&source, writer.dir()),
         model: source,
         model_fingerprint: fp,
         features: None,

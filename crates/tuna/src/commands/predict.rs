@@ -20,7 +20,8 @@ pub struct PredictCmd {
     input: Option<PathBuf>,
     #[command(flatten)]
     read: ReadArgs,
-    /// Use this model instead of the path recorded in the run.
+    /// Use this model instead of the one the run records (which is looked for from the run
+    /// directory, not the current folder; the model used is printed).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Device: cpu, cuda or cuda:N.
@@ -45,12 +46,17 @@ impl PredictCmd {
         }
         let device = tuna_core::pick_device(&self.device)?;
         let p = Predictor::load(&self.run, self.model.as_deref(), &device)?;
+        out.note(format!(
+            "model: {} ({})",
+            p.model.path.display(),
+            p.model.how
+        ));
         let preds = p.predict(&texts, &out.bar())?;
         for (t, pr) in texts.iter().zip(&preds) {
             out.line(format!("{}\t{:.3}\t{}", pr.label, pr.confidence, t));
         }
         out.result(json!({
-            "ok": true, "command": "predict", "labels": p.labels.labels(),
+            "ok": true, "command": "predict", "model": p.model.path, "labels": p.labels.labels(),
             "predictions": preds.iter().map(|p| json!({"label": p.label, "confidence": p.confidence})).collect::<Vec<_>>(),
         }));
         Ok(())

@@ -14,6 +14,7 @@ use tuna_nn::Pooling;
 use tuna_rlhf::FormatKind;
 use tuna_train::finetune::{peak_rss_bytes, FinetuneConfig};
 use tuna_train::run::RunWriter;
+use tuna_train::run_model::relative_to_run;
 
 /// Examples per forward and backward in sft, reward and dpo unless `--micro-batch` says otherwise:
 /// decoder sequences of hundreds of tokens, whose activations dominate a step's memory.
@@ -35,7 +36,8 @@ pub struct StageArgs {
     /// Run directory to create.
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Replace an existing run directory.
+    /// Replace the run directory if it exists and tuna wrote it (it holds tuna's .tuna-run
+    /// marker, or a config.json of an earlier tuna run); any other folder is left alone.
     #[arg(long)]
     pub overwrite: bool,
     /// Prompt format: chat (the model's template; the default when it has one) or alpaca.
@@ -127,7 +129,7 @@ impl RlhfRun {
         let source =
             std::fs::canonicalize(&m.info.source).unwrap_or_else(|_| m.info.source.clone());
         let writer = if resume {
-            RunWriter::reopen(out)?
+            RunWriter::reopen(out, overwrite)?
         } else {
             RunWriter::create(out, overwrite)?
         };
@@ -174,11 +176,13 @@ impl RunDir {
         report: &R,
     ) -> Result<PathBuf> {
         let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+        let from_run = relative_to_run(&self.source, self.writer.dir());
         self.writer.json(
             "config.json",
             &json!({
                 "tuna_version": env!("CARGO_PKG_VERSION"), "stage": stage,
-                "model": self.source, "model_fingerprint": self.fingerprint,
+                "model": self.source, "model_from_run": from_run,
+                "model_fingerprint": self.fingerprint,
                 "data": data, "settings": settings,
             }),
         )?;

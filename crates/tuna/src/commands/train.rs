@@ -1,7 +1,7 @@
 //! `tuna train`: adapt a model to labelled data with one method, evaluate it, and keep the run.
 
 use crate::args::{DataArgs, EmbedArgs, ModelArgs};
-use crate::commands::finetune::{report, run_finetune, summary, FinetuneArgs};
+use crate::commands::finetune::{report, run_finetune, summary, FinetuneArgs, RUNS};
 use crate::output::Output;
 use anyhow::Result;
 use clap::builder::PossibleValuesParser;
@@ -13,6 +13,7 @@ use tuna_adapt::MethodName;
 use tuna_classic::{ClassifierConfig, ClassifierKind};
 use tuna_train::features::{train_features, FeatureConfig, FeatureOutcome};
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
+use tuna_train::run_model::relative_to_run;
 use tuna_train::task_data::load_task_data;
 
 #[derive(Args)]
@@ -45,10 +46,12 @@ pub struct TrainCmd {
     /// Deepest a forest tree may grow (default: unlimited).
     #[arg(long)]
     max_depth: Option<usize>,
-    /// Run directory to create (default: runs/<method>-<classifier>-<time>).
+    /// Run directory to create (default: a new one, runs/<method>-<UTC date>-<time>, with -2,
+    /// -3, ... for runs started in the same second). Needed with --resume.
     #[arg(long, short)]
     out: Option<PathBuf>,
-    /// Replace the run directory if it exists.
+    /// Replace the run directory if it exists and tuna wrote it (it holds tuna's .tuna-run
+    /// marker, or a config.json of an earlier tuna run); any other folder is left alone.
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]
@@ -60,10 +63,6 @@ impl TrainCmd {
         let Some(kind) = MethodName::parse(&self.method) else {
             return self.run_features(out);
         };
-        let dir = self
-            .out
-            .clone()
-            .unwrap_or_else(|| default_run_dir(kind.as_str()));
         let max_len = self.embed.max_len.unwrap_or(128);
         run_finetune(
             out,
@@ -73,7 +72,7 @@ impl TrainCmd {
             &self.finetune,
             self.embed.pooling,
             max_len,
-            &dir,
+            self.out.as_deref(),
             self.overwrite,
         )
     }
@@ -104,11 +103,12 @@ impl TrainCmd {
                 seed: self.data.seed,
             },
         };
-        let dir = self
-            .out
-            .clone()
-            .unwrap_or_else(|| default_run_dir(&format!("features-{}", self.classifier)));
-        let writer = RunWriter::create(&dir, self.overwrite)?;
+        let writer = match &self.out {
+            Some(dir) => RunWriter::create(dir, self.overwrite)?,
+            None => {
+                RunWriter::create_new(Path::new(RUNS), &format!("features-{}", self.classifier))?
+            }
+        };
         let t0 = Instant::now();
         let bar = out.bar();
         let cache = self.embed.cache();
@@ -126,6 +126,7 @@ impl TrainCmd {
             // Absolute, so that `tuna predict` works from any folder.
             model: std::fs::canonicalize(&model.info.source)
                 .unwrap_or_else(|_| model.info.source.clone()),
+            model_from_run: relative_to_run(&model.info.source, writer.dir()),
             model_fingerprint: fp,
             features: Some(cfg.clone()),
             finetune: None,
@@ -190,13 +191,6 @@ fn report_features(
         "trainable_parameters": res.classifier.n_parameters(),
         "peak_rss_bytes": tuna_train::finetune::peak_rss_bytes(),
     }));
-}
-
-fn default_run_dir(name: &str) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
 /// `features` and every finetuning method's name.

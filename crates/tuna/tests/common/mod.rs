@@ -64,3 +64,6 @@ pub fn ok(out: &Output) -> serde_json::Value {
     );
     last_json(out)
 }
+
+pub mod crash;
+pub mod data;
