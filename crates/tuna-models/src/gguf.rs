@@ -288,6 +288,12 @@ fn build_tokenizer(meta: &Meta) -> Result<TextTokenizer> {
         .and_then(|v| v.to_bool().ok())
         .unwrap_or(false);
     out.chat_template = meta.string("tokenizer.chat_template").ok();
+    if out.chat_template.is_some() {
+        out.chat_template_origin = Some(format!(
+            "{} (GGUF metadata `tokenizer.chat_template`)",
+            meta.path.display()
+        ));
+    }
     Ok(out)
 }
 
