@@ -177,3 +177,22 @@ fn bad_input_names_file_and_line_and_leaves_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn info_refuses_a_config_whose_heads_do_not_divide_the_hidden_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    let p = d.join("model/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    c["num_attention_heads"] = 7.into();
+    std::fs::write(&p, c.to_string()).unwrap();
+    let out = tuna(d, &["info", "--model", "model"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("`num_attention_heads` = 7"),
+        "{err}"
+    );
+}
