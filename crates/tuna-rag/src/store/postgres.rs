@@ -14,6 +14,8 @@ pub struct PostgresStore {
     client: Client,
     /// Table name prefix, `tuna_<name>_`.
     prefix: String,
+    /// Whether this connection holds the index's writer lock (a session advisory lock).
+    writer: bool,
 }
 
 impl PostgresStore {
@@ -47,7 +49,11 @@ impl PostgresStore {
                  added_at TIMESTAMPTZ NOT NULL DEFAULT now()
              );"
         ))?;
-        Ok(PostgresStore { client, prefix: p })
+        Ok(PostgresStore {
+            client,
+            prefix: p,
+            writer: false,
+        })
     }
 
     fn table(&self, t: &str) -> String {
@@ -94,6 +100,25 @@ impl Store for PostgresStore {
                 .map_err(|e| Error::invalid(format!("index metadata: {e}"))),
             None => Ok(None),
         }
+    }
+
+    fn lock_writer(&mut self, waiting: &mut dyn FnMut()) -> Result<()> {
+        if self.writer {
+            return Ok(());
+        }
+        // A session-level advisory lock keyed by the index: released when the connection
+        // closes, however the process ends.
+        let key = format!("tuna index {}", self.prefix);
+        let row = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])?;
+        if !row.get::<_, bool>(0) {
+            waiting();
+            self.client
+                .execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])?;
+        }
+        self.writer = true;
+        Ok(())
     }
 
     fn init(&mut self, meta: &IndexMeta) -> Result<()> {

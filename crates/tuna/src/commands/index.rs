@@ -74,6 +74,7 @@ impl AddCmd {
     fn run(self, out: &Output) -> Result<()> {
         let t0 = Instant::now();
         let mut store = self.index.open()?;
+        self.index.lock_writer(store.as_mut(), out)?;
         let (encoder, meta) = match store.meta()? {
             Some(meta) => {
                 if let Some(m) = &self.model {
@@ -160,6 +161,7 @@ pub struct RmCmd {
 impl RmCmd {
     fn run(self, out: &Output) -> Result<()> {
         let mut store = self.index.open()?;
+        self.index.lock_writer(store.as_mut(), out)?;
         let all = store.hashes()?;
         let mut names = Vec::new();
         for s in &self.sources {
