@@ -37,8 +37,12 @@ impl PostgresStore {
         }
         let mut client = Client::connect(url, NoTls)?;
         let p = format!("tuna_{name}_");
-        client.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
-        client.batch_execute(&format!(
+        // `CREATE ... IF NOT EXISTS` races with itself in PostgreSQL (two sessions can both
+        // find the name free): the schema is made under a transaction-level advisory lock.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('tuna schema'))", &[])?;
+        tx.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
+        tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {p}meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {p}docs (
                  id BIGSERIAL PRIMARY KEY,
@@ -49,6 +53,7 @@ impl PostgresStore {
                  added_at TIMESTAMPTZ NOT NULL DEFAULT now()
              );"
         ))?;
+        tx.commit()?;
         Ok(PostgresStore {
             client,
             prefix: p,
