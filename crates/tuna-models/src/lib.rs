@@ -11,6 +11,7 @@ pub mod network;
 pub mod registry;
 pub mod testing;
 pub mod tokenizer;
+pub mod truncation;
 pub mod validate;
 
 pub use ctx::Ctx;

@@ -89,10 +89,14 @@ impl Model {
     }
 
     /// Token ids of `text` with the model's special tokens, truncated to `max_len` and to the
-    /// model's positions.
+    /// model's positions; a cut is recorded in [`crate::truncation`].
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        self.tokenizer
-            .encode(text, max_len.min(self.info.max_positions))
+        let limit = max_len.min(self.info.max_positions);
+        let (ids, cut) = self.tokenizer.encode_cut(text, limit)?;
+        if cut {
+            crate::truncation::record(limit);
+        }
+        Ok(ids)
     }
 
     /// Pooled embeddings (B, H) of id sequences, padded into one batch.

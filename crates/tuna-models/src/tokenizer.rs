@@ -129,6 +129,11 @@ impl TextTokenizer {
 
     /// Token ids of one text, with the model's special tokens, truncated to `max_len`.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        Ok(self.encode_cut(text, max_len)?.0)
+    }
+
+    /// [`Self::encode`], and whether the text was longer than `max_len` and cut.
+    pub fn encode_cut(&self, text: &str, max_len: usize) -> Result<(Vec<u32>, bool)> {
         let enc = self
             .inner
             .encode_fast(text, true)
@@ -140,10 +145,11 @@ impl TextTokenizer {
             }
         }
         ids.extend_from_slice(enc.get_ids());
-        if ids.len() > max_len {
+        let cut = ids.len() > max_len;
+        if cut {
             truncate_keep_closing(&mut ids, max_len, &self.inner);
         }
-        Ok(ids)
+        Ok((ids, cut))
     }
 
     /// Token ids of a text exactly as written, with no special tokens added.

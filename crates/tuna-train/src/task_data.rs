@@ -5,7 +5,8 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tuna_data::{
-    balanced_subset, read_dataset, stratified_split, Dataset, LabelMap, ReadOptions, SplitSpec,
+    balanced_subset, read_dataset, shared_texts, stratified_split, Dataset, LabelMap, ReadOptions,
+    SplitSpec,
 };
 
 /// Where the data comes from and how it is split.
@@ -65,6 +66,44 @@ impl TaskData {
     pub fn texts_of(&self, part: &Part) -> Vec<&str> {
         let ex = &self.sources[part.source].examples;
         part.rows.iter().map(|&r| ex[r].text.as_str()).collect()
+    }
+
+    /// What the user should check, one line each: how every file was read (format, header,
+    /// text and label columns, and whether they were detected), the bad rows left out, and
+    /// exact duplicates of training texts in the validation and test parts.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for src in &self.sources {
+            let path = src.path.display();
+            if !src.layout.is_empty() {
+                notes.push(format!("read {path}: {}", src.layout));
+            }
+            if let Some(first) = src.skipped.first() {
+                let n = src.skipped.len();
+                let rows = if n == 1 { "row" } else { "rows" };
+                notes.push(format!(
+                    "warning: {path}: {n} bad {rows} left out (--skip-bad-rows), the first: {first}"
+                ));
+            }
+        }
+        let train = self.texts_of(&self.train);
+        let parts = [
+            ("validation", Some(&self.val)),
+            ("test", self.test.as_ref()),
+        ];
+        for (name, part) in parts {
+            let Some(part) = part else { continue };
+            let texts = self.texts_of(part);
+            let n = shared_texts(&train, &texts);
+            if n > 0 {
+                notes.push(format!(
+                    "warning: {n} of the {} {name} texts are exact duplicates of training \
+                     texts: their {name} scores measure memory, not generalisation",
+                    texts.len()
+                ));
+            }
+        }
+        notes
     }
 
     /// One line describing the parts, for logs.

@@ -15,7 +15,6 @@ use tuna_train::finetune::{
     finetune, peak_rss_bytes, write_history, FinetuneConfig, HeadConfig, Schedule, TrainConfig,
 };
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
-use tuna_train::task_data::load_task_data;
 
 /// Learning-rate schedule after warmup.
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,8 +128,7 @@ pub fn run_finetune(
     overwrite: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
-    let spec = data_args.spec()?;
-    let data = load_task_data(&spec)?;
+    let (data, spec) = data_args.load(out)?;
     out.line(format!("data: {}", data.summary()));
     let (model, fp) = model_args.load()?;
     // A frozen backbone's only freedom is how its token states are combined: its head learns
