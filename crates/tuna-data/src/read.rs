@@ -47,6 +47,24 @@ impl Dataset {
         self.examples.is_empty()
     }
 
+    /// What the user should check about how the file was read, one line each: its layout
+    /// (format, header, columns) and the bad rows left out, if any.
+    pub fn notes(&self) -> Vec<String> {
+        let path = self.path.display();
+        let mut notes = Vec::new();
+        if !self.layout.is_empty() {
+            notes.push(format!("read {path}: {}", self.layout));
+        }
+        if let Some(first) = self.skipped.first() {
+            let n = self.skipped.len();
+            let rows = if n == 1 { "row" } else { "rows" };
+            notes.push(format!(
+                "warning: {path}: {n} bad {rows} left out (--skip-bad-rows), the first: {first}"
+            ));
+        }
+        notes
+    }
+
     /// The texts, in order.
     pub fn texts(&self) -> Vec<&str> {
         self.examples.iter().map(|e| e.text.as_str()).collect()

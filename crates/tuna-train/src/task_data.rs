@@ -72,20 +72,7 @@ impl TaskData {
     /// text and label columns, and whether they were detected), the bad rows left out, and
     /// exact duplicates of training texts in the validation and test parts.
     pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        for src in &self.sources {
-            let path = src.path.display();
-            if !src.layout.is_empty() {
-                notes.push(format!("read {path}: {}", src.layout));
-            }
-            if let Some(first) = src.skipped.first() {
-                let n = src.skipped.len();
-                let rows = if n == 1 { "row" } else { "rows" };
-                notes.push(format!(
-                    "warning: {path}: {n} bad {rows} left out (--skip-bad-rows), the first: {first}"
-                ));
-            }
-        }
+        let mut notes: Vec<String> = self.sources.iter().flat_map(Dataset::notes).collect();
         let train = self.texts_of(&self.train);
         let parts = [
             ("validation", Some(&self.val)),

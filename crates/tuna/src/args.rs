@@ -110,12 +110,20 @@ impl ReadArgs {
         a
     }
 
-    /// Reads a file of texts (labels optional).
-    pub fn read_texts(&self, path: &std::path::Path) -> Result<tuna_data::Dataset> {
-        Ok(match self.format {
+    /// Reads a file of texts (labels optional), printing how it was read.
+    pub fn read_texts(
+        &self,
+        path: &std::path::Path,
+        out: &crate::output::Output,
+    ) -> Result<tuna_data::Dataset> {
+        let ds = match self.format {
             InputFormat::Lines => tuna_data::read_texts(path, self.encoding)?,
             _ => tuna_data::read_dataset(path, &self.options(false)?)?,
-        })
+        };
+        for note in ds.notes() {
+            out.line(note);
+        }
+        Ok(ds)
     }
 
     /// Read options for labelled formats (`lines` has no labels and is refused here).

@@ -274,3 +274,19 @@ fn icl_limit_draws_every_class_not_the_first_rows() {
     let spam = gold.iter().filter(|g| g.contains("spam")).count();
     assert_eq!((gold.len(), spam), (6, 3), "{gold:?}");
 }
+
+#[test]
+fn embed_says_how_it_read_its_input() {
+    let tmp = setup();
+    let d = tmp.path();
+    std::fs::write(d.join("in.csv"), "text,label\nhi there,1\nfree cash,\n").unwrap();
+    let out = ok_out(&tuna(
+        d,
+        &["embed", "--model", "model", "--input", "in.csv", "--json"],
+    ));
+    let said = stdout(&out);
+    assert!(
+        said.contains("read in.csv: csv, a header row (detected); text: \"text\"; label: \"label\" (detected)"),
+        "{said}"
+    );
+}
