@@ -1,7 +1,8 @@
 //! The one entry point the feature-based method uses: fit the classifier a [`ClassifierConfig`]
 //! names (choosing `C` on a validation set when none is given), predict, save and load as JSON.
 
-use crate::config::{ClassifierConfig, ClassifierKind, C_GRID, DEFAULT_C};
+use crate::c_search::next_c;
+use crate::config::{ClassifierConfig, ClassifierKind, DEFAULT_C};
 use crate::error::{check_c, ClassicError, Result};
 use crate::forest::{ForestParams, RandomForest};
 use crate::logreg::{softmax, LogisticRegression, LogregParams};
@@ -54,8 +55,9 @@ impl Classifier {
     }
 
     /// Fits on the training set and reports validation accuracy. When `cfg.c` is unset and the
-    /// kind has a `C`, fits once per value of [`C_GRID`] and keeps the most accurate on the
-    /// validation set (ties go to the smaller `C`). Returns the model and the `(C, validation
+    /// kind has a `C`, fits once per value of [`C_GRID`](crate::C_GRID), widened past an edge where the best
+    /// sits (see [`crate::c_search`]), and keeps the most accurate on the validation set (ties
+    /// go to the smaller `C`). Returns the model and the `(C, validation
     /// accuracy)` of each fit made; the list is empty for a forest.
     pub fn fit_select(
         train_x: &Features,
@@ -73,19 +75,27 @@ impl Classifier {
             data: &data,
             ..*train_x
         };
-        let grid: Vec<f64> = match (cfg.kind.has_c(), cfg.c) {
-            (false, _) => vec![f64::NAN],
-            (true, Some(c)) => vec![c],
+        let given = match (cfg.kind.has_c(), cfg.c) {
+            (false, _) => Some(f64::NAN),
+            (true, Some(c)) => Some(c),
             (true, None) if val_x.rows == 0 => {
                 return Err(ClassicError::Config(
                     "choosing C needs a non-empty validation set; give C explicitly instead".into(),
                 ))
             }
-            (true, None) => C_GRID.to_vec(),
+            (true, None) => None,
         };
-        let mut best: Option<(f64, Classifier)> = None;
+        let mut best: Option<(f64, f64, Classifier)> = None;
         let mut scores = Vec::new();
-        for c in grid {
+        loop {
+            let c = match given {
+                Some(c) if scores.is_empty() => c,
+                Some(_) => break,
+                None => match next_c(&scores) {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
             let model = fit_prepared(standardizer.clone(), &xs, train_y, n_classes, cfg, c)?;
             if !cfg.kind.has_c() || val_x.rows == 0 {
                 return Ok((model, scores));
@@ -93,12 +103,15 @@ impl Classifier {
             let acc = accuracy(&model.predict(val_x)?, val_y);
             tracing::info!(kind = %cfg.kind, c, val_accuracy = acc, "fitted");
             scores.push((c, acc));
-            if best.as_ref().is_none_or(|(b, _)| acc > *b) {
-                best = Some((acc, model));
+            if best
+                .as_ref()
+                .is_none_or(|(bc, b, _)| acc > *b || (acc == *b && c < *bc))
+            {
+                best = Some((c, acc, model));
             }
         }
         match best {
-            Some((_, model)) => Ok((model, scores)),
+            Some((_, _, model)) => Ok((model, scores)),
             None => Err(ClassicError::Config("no value of C to try".into())),
         }
     }
@@ -385,7 +398,7 @@ mod tests {
             let (m, scores) =
                 Classifier::fit_select(&train, &y[..150], &val, &y[150..], 2, &cfg(kind)).unwrap();
             let cs: Vec<f64> = scores.iter().map(|s| s.0).collect();
-            assert_eq!(cs, C_GRID.to_vec());
+            assert_eq!(cs, crate::C_GRID.to_vec());
             assert!(scores.iter().all(|s| s.1 == 1.0), "{scores:?}");
             let smallest = ClassifierConfig {
                 c: Some(0.01),

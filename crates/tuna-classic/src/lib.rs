@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod c_search;
 pub mod classifier;
 pub mod config;
 pub mod error;
@@ -39,6 +40,7 @@ mod vecops;
 #[cfg(test)]
 mod testdata;
 
+pub use c_search::{edge_warning, C_RANGE};
 pub use classifier::{accuracy, Classifier, Fitted};
 pub use config::{ClassifierConfig, ClassifierKind, C_GRID, DEFAULT_C};
 pub use error::{ClassicError, Result};

@@ -39,9 +39,39 @@ pub enum DataError {
         /// What is wrong and, where obvious, what to do.
         msg: String,
     },
+    /// Rows of one file that cannot be read (empty text, missing label, wrong number of
+    /// fields, invalid JSON), all of them counted and the first [`LISTED_BAD_ROWS`] listed.
+    #[error("{}: {}", path.display(), rows_message(*total, listed))]
+    Rows {
+        /// The file concerned.
+        path: PathBuf,
+        /// How many rows are bad.
+        total: usize,
+        /// The first of them, each as `line N: what is wrong`.
+        listed: Vec<String>,
+    },
     /// A value given by the user (a split specification, a format name, a column) is not usable.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// How many bad rows a [`DataError::Rows`] lists.
+pub const LISTED_BAD_ROWS: usize = 10;
+
+fn rows_message(total: usize, listed: &[String]) -> String {
+    let rows = if total == 1 {
+        "1 row cannot be read".to_string()
+    } else {
+        format!("{total} rows cannot be read")
+    };
+    let more = match total.saturating_sub(listed.len()) {
+        0 => String::new(),
+        n => format!("; and {n} more"),
+    };
+    format!(
+        "{rows}: {}{more}; fix them, or leave them out with `--skip-bad-rows`",
+        listed.join("; ")
+    )
 }
 
 impl DataError {
@@ -64,6 +94,15 @@ impl DataError {
         DataError::File {
             path: path.to_path_buf(),
             msg: msg.into(),
+        }
+    }
+
+    /// This error as one entry of a bad-row list: `line N: msg` for a line of `path`, the
+    /// whole message for anything else (another file of a folder dataset, say).
+    pub fn row_entry(&self, path: &Path) -> String {
+        match self {
+            DataError::Line { path: p, line, msg } if p == path => format!("line {line}: {msg}"),
+            other => other.to_string(),
         }
     }
 
@@ -92,7 +131,9 @@ impl From<DataError> for tuna_core::Error {
         match e {
             DataError::Io { path, source } => tuna_core::Error::Io { path, source },
             DataError::Invalid(msg) => tuna_core::Error::Invalid(msg),
-            DataError::NotFound { ref path } | DataError::File { ref path, .. } => {
+            DataError::NotFound { ref path }
+            | DataError::File { ref path, .. }
+            | DataError::Rows { ref path, .. } => {
                 let path = path.clone();
                 let full = e.to_string();
                 let msg = full
@@ -130,5 +171,24 @@ mod tests {
         assert_eq!(e.to_string(), "a.tsv: line 3: empty text");
         let e: tuna_core::Error = DataError::file(Path::new("a.tsv"), "no examples").into();
         assert_eq!(e.to_string(), "a.tsv: no examples");
+    }
+
+    #[test]
+    fn bad_rows_are_counted_and_listed_up_to_the_cap() {
+        let e = DataError::Rows {
+            path: "a.tsv".into(),
+            total: 12,
+            listed: vec!["line 2: empty text".into(), "line 5: empty text".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "a.tsv: 12 rows cannot be read: line 2: empty text; line 5: empty text; and 10 \
+             more; fix them, or leave them out with `--skip-bad-rows`"
+        );
+        let e: tuna_core::Error = e.into();
+        assert!(
+            e.to_string().starts_with("a.tsv: 12 rows cannot be read"),
+            "{e}"
+        );
     }
 }

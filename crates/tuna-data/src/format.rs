@@ -1,7 +1,7 @@
 //! File formats, column choices and reading options, plus the rules that guess a format from a
 //! file name or its first lines.
 
-use crate::DataError;
+use crate::{DataError, Encoding};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -106,25 +106,49 @@ impl fmt::Display for Column {
 pub struct ReadOptions {
     /// File layout; `Auto` guesses it.
     pub format: Format,
+    /// How the file's bytes are read as text (UTF-8 unless given).
+    pub encoding: Encoding,
     /// Whether a CSV/TSV file starts with a header row; `None` detects it (see [`looks_like_header`]).
     pub header: Option<bool>,
-    /// The text column; `None` picks the first of [`TEXT_NAMES`], else infers it (2 columns).
-    pub text_column: Option<Column>,
+    /// The text column(s); empty picks the first of [`TEXT_NAMES`], else infers it (2 columns).
+    /// Several columns (e.g. a title and a description) are joined, one line per column, in
+    /// the order given; empty cells are left out.
+    pub text_columns: Vec<Column>,
     /// The label column; `None` picks the first of [`LABEL_NAMES`], else infers it (2 columns).
     pub label_column: Option<Column>,
     /// Whether every example must have a label (training, evaluation). Defaults to `true`.
     pub labels_required: bool,
+    /// Accept every quoted CSV field that spans lines. By default a quoted field whose lines
+    /// read like rows of their own (as many separators as a row has) is refused as an
+    /// unbalanced quote; see `quotes.rs`.
+    pub allow_multiline: bool,
+    /// Leave out rows that cannot be read (empty text, missing label, wrong number of fields,
+    /// invalid JSON) instead of stopping; the dataset lists them in `skipped`.
+    pub skip_bad_rows: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         Self {
             format: Format::Auto,
+            encoding: Encoding::Utf8,
             header: None,
-            text_column: None,
+            text_columns: Vec::new(),
             label_column: None,
             labels_required: true,
+            allow_multiline: false,
+            skip_bad_rows: false,
         }
+    }
+}
+
+impl ReadOptions {
+    /// The columns asked for by the user (text columns, then the label column).
+    pub(crate) fn requested(&self) -> Vec<&Column> {
+        self.text_columns
+            .iter()
+            .chain(self.label_column.as_ref())
+            .collect()
     }
 }
 

@@ -53,7 +53,7 @@ impl LabelMap {
         for ex in &ds.examples {
             match &ex.label {
                 Some(l) => labels.push(l.as_str()),
-                None => return Err(DataError::line(&ds.path, ex.line, "missing label")),
+                None => return Err(ex.error(&ds.path, "missing label")),
             }
         }
         let map = Self::from_labels(labels);
@@ -102,16 +102,11 @@ impl LabelMap {
             .iter()
             .map(|ex| {
                 let label = ex.label.as_deref().ok_or_else(|| {
-                    DataError::line(
-                        &ds.path,
-                        ex.line,
-                        format!("missing label in the {role} set"),
-                    )
+                    ex.error(&ds.path, format!("missing label in the {role} set"))
                 })?;
                 self.index(label).ok_or_else(|| {
-                    DataError::line(
+                    ex.error(
                         &ds.path,
-                        ex.line,
                         format!(
                             "unknown label \"{label}\" in the {role} set; known labels: {}",
                             self.labels.join(", ")
@@ -141,18 +136,19 @@ mod tests {
     use std::path::PathBuf;
 
     fn ds(labels: &[Option<&str>]) -> Dataset {
-        Dataset {
-            path: PathBuf::from("dev.tsv"),
-            examples: labels
+        Dataset::new(
+            PathBuf::from("dev.tsv"),
+            labels
                 .iter()
                 .enumerate()
                 .map(|(i, l)| Example {
                     text: format!("t{i}"),
                     label: l.map(str::to_string),
                     line: i + 1,
+                    file: None,
                 })
                 .collect(),
-        }
+        )
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Datasets for text classification: reading CSV, TSV, JSONL and label-text files into
+//! Datasets for text classification: reading CSV, TSV, JSONL and label-text files (and folders
+//! of class folders) in UTF-8 or another encoding into
 //! [`Example`]s, label maps, stratified splits and balanced subsets, and metrics.
 //!
 //! ```no_run
@@ -18,19 +19,27 @@
 
 #![warn(missing_docs)]
 
+pub mod encoding;
 pub mod error;
 mod example;
+mod folder;
 pub mod format;
 mod jsonl;
 pub mod labels;
 pub mod metrics;
+pub mod overlap;
+mod quotes;
 pub mod read;
 pub mod split;
 mod table;
 
+pub use encoding::Encoding;
 pub use error::DataError;
 pub use format::{detect_format, Column, Format, ReadOptions};
 pub use labels::LabelMap;
 pub use metrics::{evaluate, ClassMetrics, Metrics};
+pub use overlap::shared_texts;
 pub use read::{read_dataset, read_texts, Dataset, Example};
-pub use split::{balanced_subset, stratified_split, SplitSpec, Splits};
+pub use split::{
+    balanced_subset, seeded_subset, stratified_split, stratified_subset, SplitSpec, Splits,
+};

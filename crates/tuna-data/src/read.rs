@@ -1,24 +1,42 @@
 //! Reading a dataset file into [`Example`]s: the entry points, the label-text format and the
-//! file checks shared by every format (UTF-8, BOM); the per-example checks are in `example.rs`.
+//! file checks shared by every format (encoding, BOM); the per-example checks and the
+//! collection of bad rows are in `example.rs`, folders of class folders in `folder.rs`.
 
-use crate::example::{make_example, non_blank_lines};
+use crate::encoding::read_text_file;
+use crate::example::{collect_rows, make_example, non_blank_lines, Rows};
 use crate::format::{detect_format, Format, ReadOptions};
-use crate::{jsonl, table, DataError};
+use crate::{folder, jsonl, table, DataError, Encoding};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::example::Example;
 
-/// The examples of one file, in file order.
+/// The examples of one file (or folder), in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
-    /// The file the examples were read from.
+    /// The file (or folder) the examples were read from.
     pub path: PathBuf,
     /// The examples, in file order.
     pub examples: Vec<Example>,
+    /// How the file was read: format, header, the text and label columns and whether they
+    /// were given or detected (e.g. `tsv, no header; text: column 1, label: column 0
+    /// (detected)`), for the user to check.
+    pub layout: String,
+    /// Rows left out with `ReadOptions::skip_bad_rows`, each as `line N: what is wrong`.
+    pub skipped: Vec<String>,
 }
 
 impl Dataset {
+    /// A dataset of `examples` read from `path`, with no layout note and nothing skipped.
+    pub fn new(path: PathBuf, examples: Vec<Example>) -> Self {
+        Self {
+            path,
+            examples,
+            layout: String::new(),
+            skipped: Vec::new(),
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.examples.len()
@@ -27,6 +45,24 @@ impl Dataset {
     /// Whether there are no examples (never the case for a dataset that was read from a file).
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
+    }
+
+    /// What the user should check about how the file was read, one line each: its layout
+    /// (format, header, columns) and the bad rows left out, if any.
+    pub fn notes(&self) -> Vec<String> {
+        let path = self.path.display();
+        let mut notes = Vec::new();
+        if !self.layout.is_empty() {
+            notes.push(format!("read {path}: {}", self.layout));
+        }
+        if let Some(first) = self.skipped.first() {
+            let n = self.skipped.len();
+            let rows = if n == 1 { "row" } else { "rows" };
+            notes.push(format!(
+                "warning: {path}: {n} bad {rows} left out (--skip-bad-rows), the first: {first}"
+            ));
+        }
+        notes
     }
 
     /// The texts, in order.
@@ -49,31 +85,54 @@ impl Dataset {
     /// If an index is out of range.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset {
-            path: self.path.clone(),
             examples: indices.iter().map(|&i| self.examples[i].clone()).collect(),
+            ..Dataset::new(self.path.clone(), Vec::new())
         }
     }
 }
 
-/// Reads a dataset file as described by `opts` (see [`ReadOptions`] and [`Format`]).
+/// Reads a dataset file as described by `opts` (see [`ReadOptions`] and [`Format`]), or a
+/// folder with one subfolder per class and one file per text (see `folder.rs`).
 ///
-/// Blank lines are skipped (outside quoted CSV fields); a UTF-8 BOM and `\r\n` line ends are
-/// accepted. Errors name the file and line: missing or empty file, bad row, invalid JSON,
-/// empty text, missing label when `opts.labels_required`, unknown column (listing the columns).
+/// Blank lines are skipped (outside quoted CSV fields); a BOM and `\r\n` line ends are
+/// accepted. Errors name the file and line: missing or empty file, bad rows (all counted, the
+/// first listed, unless `opts.skip_bad_rows`), invalid JSON, empty text, missing label when
+/// `opts.labels_required`, unknown column (listing the columns), an unbalanced CSV quote.
 pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
-    let content = read_text_file(path)?;
+    if path.is_dir() {
+        let ((examples, skipped), layout) = folder::read_folder(path, opts)?;
+        return Ok(Dataset {
+            layout,
+            skipped,
+            ..Dataset::new(path.to_path_buf(), examples)
+        });
+    }
+    let content = read_text_file(path, opts.encoding)?;
     let format = detect_format(opts.format, path, &content);
-    let examples = match format {
+    let ((examples, skipped), layout) = match format {
         Format::Csv | Format::Tsv => table::read_table(path, &content, format, opts)?,
         Format::Jsonl => jsonl::read_jsonl(path, &content, opts)?,
-        Format::LabelText | Format::Auto => read_label_text(path, &content)?,
+        Format::LabelText | Format::Auto => (
+            read_label_text(path, &content, opts.skip_bad_rows)?,
+            "label-text (`label text` per line)".to_string(),
+        ),
     };
     if examples.is_empty() {
-        return Err(DataError::file(path, "no examples; the file is empty"));
+        let why = if skipped.is_empty() {
+            "no examples; the file is empty".to_string()
+        } else {
+            format!(
+                "no examples; all {} rows were bad and skipped",
+                skipped.len()
+            )
+        };
+        return Err(DataError::file(path, why));
     }
     Ok(Dataset {
         path: path.to_path_buf(),
         examples,
+        layout,
+        skipped,
     })
 }
 
@@ -81,56 +140,39 @@ pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset, DataErro
 ///
 /// Every non-blank line is one example (trimmed, `label: None`); blank lines are skipped. Use
 /// [`read_dataset`] for files with labels or columns.
-pub fn read_texts(path: &Path) -> Result<Dataset, DataError> {
-    let content = read_text_file(path)?;
+pub fn read_texts(path: &Path, encoding: Encoding) -> Result<Dataset, DataError> {
+    let content = read_text_file(path, encoding)?;
     let examples: Vec<Example> = non_blank_lines(&content)
         .map(|(line, text)| Example {
             text: text.trim().to_string(),
             label: None,
             line,
+            file: None,
         })
         .collect();
     if examples.is_empty() {
         return Err(DataError::file(path, "no texts; the file is empty"));
     }
     Ok(Dataset {
-        path: path.to_path_buf(),
-        examples,
+        layout: "lines (one text per line)".into(),
+        ..Dataset::new(path.to_path_buf(), examples)
     })
 }
 
-/// Reads `path` as UTF-8, dropping a leading BOM; invalid UTF-8 is reported with its line.
-pub(crate) fn read_text_file(path: &Path) -> Result<String, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let mut text = String::from_utf8(bytes).map_err(|e| {
-        let bad = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..bad].iter().filter(|&&b| b == b'\n').count();
-        DataError::line(path, line, "not valid UTF-8; save the file as UTF-8")
-    })?;
-    if text.starts_with('\u{feff}') {
-        text.drain(..'\u{feff}'.len_utf8());
-    }
-    Ok(text)
-}
-
 /// Parses `label<whitespace>text` lines (SST-2 style).
-fn read_label_text(path: &Path, content: &str) -> Result<Vec<Example>, DataError> {
-    non_blank_lines(content)
-        .map(|(line, l)| {
-            let l = l.trim();
-            match l.split_once(char::is_whitespace) {
-                Some((label, text)) => make_example(path, line, text, Some(label), true),
-                None => Err(DataError::line(
-                    path,
-                    line,
-                    format!(
-                        "expected `label text`, found one word \"{l}\"; \
-                         for unlabelled texts read the file as plain lines"
-                    ),
-                )),
-            }
-        })
-        .collect()
+fn read_label_text(path: &Path, content: &str, skip_bad_rows: bool) -> Result<Rows, DataError> {
+    let rows = non_blank_lines(content).map(|(line, l)| {
+        let l = l.trim();
+        match l.split_once(char::is_whitespace) {
+            Some((label, text)) => make_example(path, line, text, Some(label), true),
+            None => Err(DataError::line(
+                path,
+                line,
+                format!("empty text: only \"{l}\", expected `label text`"),
+            )),
+        }
+    });
+    collect_rows(path, rows, skip_bad_rows)
 }
 
 #[cfg(test)]
@@ -171,7 +213,7 @@ mod tests {
         let e = read_dataset(&p, &ReadOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(e.ends_with("a.txt line 2: expected `label text`, found one word \"0\"; for unlabelled texts read the file as plain lines"), "{e}");
+        assert!(e.contains("a.txt: 1 row cannot be read: line 2: empty text: only \"0\", expected `label text`"), "{e}");
     }
 
     #[test]
@@ -191,7 +233,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.ends_with("bad.txt line 2: not valid UTF-8; save the file as UTF-8"),
+            e.starts_with(&format!(
+                "{} line 2: not valid UTF-8 (byte 0xE9)",
+                p.display()
+            )) && e.contains("--encoding windows-1252"),
             "{e}"
         );
     }
@@ -199,12 +244,12 @@ mod tests {
     #[test]
     fn read_texts_keeps_line_numbers() {
         let (_d, p) = file("in.txt", b"first text\n\n 1 second \n");
-        let ds = read_texts(&p).unwrap();
+        let ds = read_texts(&p, Encoding::Utf8).unwrap();
         assert_eq!(ds.texts(), vec!["first text", "1 second"]);
         assert_eq!(ds.examples[1].line, 3);
         assert!(ds.examples.iter().all(|e| e.label.is_none()));
         let (_d2, p) = file("none.txt", b"");
-        assert!(read_texts(&p).is_err());
+        assert!(read_texts(&p, Encoding::Utf8).is_err());
     }
 
     #[test]

@@ -170,6 +170,41 @@ pub fn balanced_subset(labels: &[usize], per_class: Option<usize>, seed: u64) ->
     out
 }
 
+/// A seeded subset of `n` examples drawn class by class in proportion to the classes' sizes
+/// (largest remainder; ties go to the earlier class), so that a limited evaluation has the
+/// label mix of the whole part rather than whatever the file order puts first. Each class is
+/// shuffled with one `Rng::new(seed)` stream, in class order; the result is ascending. With
+/// `n >= labels.len()` it is every index.
+pub fn stratified_subset(labels: &[usize], n: usize, seed: u64) -> Vec<usize> {
+    if n >= labels.len() {
+        return (0..labels.len()).collect();
+    }
+    let classes = by_class(labels);
+    let total = labels.len();
+    let mut quota: Vec<usize> = classes.iter().map(|c| c.len() * n / total).collect();
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    // Largest remainder first: remainder of class c is (len_c * n) mod total.
+    order.sort_by_key(|&c| std::cmp::Reverse((classes[c].len() * n) % total));
+    let short = n - quota.iter().sum::<usize>();
+    for &c in order.iter().take(short) {
+        quota[c] += 1;
+    }
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(n);
+    for (mut idx, k) in classes.into_iter().zip(quota) {
+        rng.shuffle(&mut idx);
+        out.extend_from_slice(&idx[..k]);
+    }
+    out.sort_unstable();
+    out
+}
+
+/// A seeded subset of `n` of the indices `0..len` (all of them when `n >= len`), ascending:
+/// the unlabelled counterpart of [`stratified_subset`].
+pub fn seeded_subset(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    stratified_subset(&vec![0; len], n, seed)
+}
+
 /// Example indices of each class that occurs, in class order.
 fn by_class(labels: &[usize]) -> Vec<Vec<usize>> {
     let n_classes = labels.iter().max().map_or(0, |m| m + 1);
@@ -279,6 +314,30 @@ mod tests {
             .collect();
         assert_eq!(per, [5, 4, 5]);
         assert!(balanced_subset(&[], None, 0).is_empty());
+    }
+
+    #[test]
+    fn stratified_subsets_keep_the_label_mix_whatever_the_file_order() {
+        // 300 rows sorted by class (200 of class 0 first, then 100 of class 1): the first
+        // 150 rows were all class 0.
+        let labels: Vec<usize> = (0..300).map(|i| usize::from(i >= 200)).collect();
+        let sub = stratified_subset(&labels, 150, 7);
+        assert_eq!(sub.len(), 150);
+        let ones = sub.iter().filter(|&&i| labels[i] == 1).count();
+        assert_eq!(ones, 50, "one third, as in the whole part");
+        assert!(sub.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sub, stratified_subset(&labels, 150, 7));
+        assert_ne!(sub, stratified_subset(&labels, 150, 8));
+        // Remainders: 3 classes of 5, 3, 2 rows, 5 drawn -> 2.5, 1.5, 1.0 -> 3, 1, 1.
+        let l = labels_with(&[5, 3, 2]);
+        let per = |sub: &[usize]| {
+            (0..3)
+                .map(|c| sub.iter().filter(|&&i| l[i] == c).count())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(per(&stratified_subset(&l, 5, 1)), [3, 1, 1]);
+        assert_eq!(stratified_subset(&l, 99, 1), (0..10).collect::<Vec<_>>());
+        assert_eq!(seeded_subset(10, 3, 1).len(), 3);
     }
 
     #[test]

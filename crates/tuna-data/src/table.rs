@@ -6,8 +6,9 @@
 //! takes the other column, and if neither is known the label column is the one with fewer
 //! distinct values (ties: the shorter mean length), as in SMS spam's `ham<TAB>text`.
 
-use crate::example::{make_example, non_blank_lines, Example};
+use crate::example::{collect_rows, make_example, non_blank_lines, Rows};
 use crate::format::{looks_like_header, Column, Format, ReadOptions, LABEL_NAMES, TEXT_NAMES};
+use crate::quotes::check_quotes;
 use crate::DataError;
 use std::collections::HashSet;
 use std::path::Path;
@@ -18,68 +19,119 @@ struct Row {
     fields: Vec<String>,
 }
 
-/// Reads a CSV or TSV file into examples.
+/// Which columns hold the text and the label, and whether they were detected.
+struct Columns {
+    text: Vec<usize>,
+    label: Option<usize>,
+    detected: bool,
+}
+
+/// Reads a CSV or TSV file into examples (and skipped rows), with a note of how it was read.
 pub(crate) fn read_table(
     path: &Path,
     content: &str,
     format: Format,
     opts: &ReadOptions,
-) -> Result<Vec<Example>, DataError> {
-    let rows = if format == Format::Csv {
-        csv_rows(path, content)?
+) -> Result<(Rows, String), DataError> {
+    let (rows, mut bad) = if format == Format::Csv {
+        csv_rows(path, content, opts.allow_multiline)?
     } else {
-        tsv_rows(content)
+        (tsv_rows(content), Vec::new())
     };
     let Some(first) = rows.first() else {
-        return Ok(Vec::new());
+        return Ok(((Vec::new(), Vec::new()), String::new()));
     };
-    let requested: Vec<&Column> = [&opts.text_column, &opts.label_column]
-        .into_iter()
-        .flatten()
-        .collect();
     let first_cells: Vec<&str> = first.fields.iter().map(String::as_str).collect();
     let has_header = opts
         .header
-        .unwrap_or_else(|| looks_like_header(&first_cells, &requested));
+        .unwrap_or_else(|| looks_like_header(&first_cells, &opts.requested()));
     let (header, data) = if has_header {
         (Some(first.fields.as_slice()), &rows[1..])
     } else {
         (None, &rows[..])
     };
-    if has_header && data.is_empty() {
+    if has_header && data.is_empty() && bad.is_empty() {
         return Err(DataError::file(path, "no examples; only a header row"));
     }
     let ncols = first.fields.len();
-    let (text_col, label_col) = choose_columns(path, header, ncols, data, opts)?;
+    let cols = choose_columns(path, header, ncols, data, opts)?;
+    let layout = describe_layout(format, header, &cols, opts.header.is_none());
     let sep = if format == Format::Csv { "," } else { "\t" };
-    data.iter()
-        .map(|row| {
-            let n = row.fields.len();
-            let text = if n < ncols || (n > ncols && text_col + 1 != ncols) {
-                let what = if format == Format::Csv {
-                    "comma"
-                } else {
-                    "tab"
-                };
-                return Err(DataError::line(
-                    path,
-                    row.line,
-                    format!("{n} {what}-separated fields, expected {ncols} as in the first row"),
-                ));
-            } else if n > ncols {
-                // The text is the last column: extra separators belong to it.
-                row.fields[text_col..].join(sep)
-            } else {
-                row.fields[text_col].clone()
-            };
-            let label = label_col.map(|c| row.fields[c].as_str());
-            make_example(path, row.line, &text, label, opts.labels_required)
-        })
-        .collect()
+    let what = if format == Format::Csv {
+        "comma"
+    } else {
+        "tab"
+    };
+    let examples = data.iter().map(|row| {
+        let n = row.fields.len();
+        // The text is the last column: extra separators belong to it.
+        let extra_in_text = cols.text == [ncols - 1];
+        if n < ncols || (n > ncols && !extra_in_text) {
+            return Err(DataError::line(
+                path,
+                row.line,
+                format!("{n} {what}-separated fields, expected {ncols} as in the first row"),
+            ));
+        }
+        let text = if n > ncols {
+            row.fields[ncols - 1..].join(sep)
+        } else {
+            join_text(cols.text.iter().map(|&c| row.fields[c].as_str()))
+        };
+        let label = cols.label.map(|c| row.fields[c].as_str());
+        make_example(path, row.line, &text, label, opts.labels_required)
+    });
+    let rows = bad.drain(..).map(Err).chain(examples).collect::<Vec<_>>();
+    Ok((collect_rows(path, rows, opts.skip_bad_rows)?, layout))
 }
 
-/// Parses CSV with the `csv` crate (quoted fields may hold commas, quotes and newlines).
-fn csv_rows(path: &Path, content: &str) -> Result<Vec<Row>, DataError> {
+/// The texts of several columns as one: the non-empty cells, trimmed, one line each.
+pub(crate) fn join_text<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    cells
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `csv, with a header; text: "title", "description"; label: "category" (detected)`.
+fn describe_layout(
+    format: Format,
+    header: Option<&[String]>,
+    cols: &Columns,
+    header_detected: bool,
+) -> String {
+    let name = |c: usize| match header {
+        Some(h) => format!("\"{}\"", h[c].trim()),
+        None => format!("column {c}"),
+    };
+    let text: Vec<String> = cols.text.iter().map(|&c| name(c)).collect();
+    let label = cols.label.map_or("none".to_string(), name);
+    let head = match (header.is_some(), header_detected) {
+        (true, true) => "a header row (detected)",
+        (true, false) => "a header row",
+        (false, true) => "no header row (detected)",
+        (false, false) => "no header row",
+    };
+    let how = if cols.detected {
+        "detected"
+    } else {
+        "as given"
+    };
+    format!(
+        "{format}, {head}; text: {}; label: {label} ({how})",
+        text.join(" + ")
+    )
+}
+
+/// Parses CSV with the `csv` crate (quoted fields may hold commas, quotes and newlines; see
+/// `quotes.rs` for the check of fields that span lines). Rows with the wrong number of fields
+/// come back as bad rows.
+fn csv_rows(
+    path: &Path,
+    content: &str,
+    allow_multiline: bool,
+) -> Result<(Vec<Row>, Vec<DataError>), DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(false)
@@ -98,20 +150,28 @@ fn csv_rows(path: &Path, content: &str) -> Result<Vec<Row>, DataError> {
         1 + newlines.partition_point(|&n| n < b)
     };
     let mut rows = Vec::new();
+    let mut bad = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = line_at(e.position());
-            let msg = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!(
-                    "{len} comma-separated fields, expected {expected_len} as in the first row; \
-                     quote fields that contain commas"
-                ),
-                _ => format!("bad CSV row: {e}"),
-            };
-            DataError::line(path, line, msg)
-        })?;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = line_at(e.position());
+                match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => bad.push(DataError::line(
+                        path,
+                        line,
+                        format!(
+                            "{len} comma-separated fields, expected {expected_len} as in the \
+                             first row; quote fields that contain commas"
+                        ),
+                    )),
+                    _ => return Err(DataError::line(path, line, format!("bad CSV row: {e}"))),
+                }
+                continue;
+            }
+        };
         let line = line_at(record.position());
         let fields: Vec<String> = record.iter().map(str::to_string).collect();
         if fields.iter().all(|f| f.trim().is_empty()) {
@@ -119,7 +179,9 @@ fn csv_rows(path: &Path, content: &str) -> Result<Vec<Row>, DataError> {
         }
         rows.push(Row { line, fields });
     }
-    Ok(rows)
+    let columns = rows.first().map_or(0, |r| r.fields.len());
+    check_quotes(path, content, b',', columns, allow_multiline)?;
+    Ok((rows, bad))
 }
 
 /// Splits every non-blank line on tabs, literally: quotes are ordinary characters.
@@ -132,14 +194,14 @@ fn tsv_rows(content: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Picks the text column and the optional label column (see the module docs for the rules).
+/// Picks the text column(s) and the optional label column (see the module docs for the rules).
 fn choose_columns(
     path: &Path,
     header: Option<&[String]>,
     ncols: usize,
     data: &[Row],
     opts: &ReadOptions,
-) -> Result<(usize, Option<usize>), DataError> {
+) -> Result<Columns, DataError> {
     let find = |col: &Column, role: &str| resolve(path, col, header, ncols, role);
     let by_names = |names: &[&str]| {
         let h = header?;
@@ -147,25 +209,30 @@ fn choose_columns(
             .iter()
             .find_map(|n| h.iter().position(|c| c.trim().eq_ignore_ascii_case(n)))
     };
-    let mut text = match &opts.text_column {
-        Some(c) => Some(find(c, "text")?),
-        None => by_names(TEXT_NAMES),
-    };
+    let mut text: Vec<usize> = opts
+        .text_columns
+        .iter()
+        .map(|c| find(c, "text"))
+        .collect::<Result<_, _>>()?;
+    if text.is_empty() {
+        text.extend(by_names(TEXT_NAMES));
+    }
     let mut label = match &opts.label_column {
         Some(c) => Some(find(c, "label")?),
         None => by_names(LABEL_NAMES),
     };
-    match (ncols, text, label) {
-        (1, None, _) => text = Some(0),
-        (2, Some(t), None) => label = Some(1 - t),
-        (2, None, Some(l)) => text = Some(1 - l),
-        (2, None, None) => {
+    let detected = opts.text_columns.is_empty() || opts.label_column.is_none();
+    match (ncols, text.as_slice(), label) {
+        (1, [], _) => text = vec![0],
+        (2, [t], None) => label = Some(1 - t),
+        (2, [], Some(l)) => text = vec![1 - l],
+        (2, [], None) => {
             let l = guess_label_column(data);
-            (text, label) = (Some(1 - l), Some(l));
+            (text, label) = (vec![1 - l], Some(l));
         }
         _ => {}
     }
-    let Some(text) = text else {
+    if text.is_empty() {
         return Err(DataError::file(
             path,
             format!(
@@ -173,11 +240,11 @@ fn choose_columns(
                 describe(header, ncols)
             ),
         ));
-    };
-    if label == Some(text) {
+    }
+    if let Some(l) = label.filter(|l| text.contains(l)) {
         return Err(DataError::file(
             path,
-            format!("text and label are the same column ({text}); pass distinct columns"),
+            format!("text and label are the same column ({l}); pass distinct columns"),
         ));
     }
     if opts.labels_required && label.is_none() {
@@ -189,7 +256,11 @@ fn choose_columns(
             ),
         ));
     }
-    Ok((text, label))
+    Ok(Columns {
+        text,
+        label,
+        detected,
+    })
 }
 
 /// The column with fewer distinct values (ties: shorter mean length) among 2-field rows.
@@ -294,13 +365,13 @@ mod tests {
     #[test]
     fn csv_bad_row_names_line() {
         let e = err("t.csv", "text,label\na,1\nb,c,1\n", &ReadOptions::default());
-        assert!(e.ends_with("t.csv line 3: 3 comma-separated fields, expected 2 as in the first row; quote fields that contain commas"), "{e}");
+        assert!(e.contains("t.csv: 1 row cannot be read: line 3: 3 comma-separated fields, expected 2 as in the first row; quote fields that contain commas"), "{e}");
     }
 
     #[test]
     fn unknown_column_lists_columns() {
         let opts = ReadOptions {
-            text_column: Some(Column::Name("sentence".into())),
+            text_columns: vec![Column::Name("sentence".into())],
             header: Some(true),
             ..Default::default()
         };
@@ -319,7 +390,7 @@ mod tests {
             "{e}"
         );
         let opts = ReadOptions {
-            text_column: Some(Column::Name("body".into())),
+            text_columns: vec![Column::Name("body".into())],
             ..Default::default()
         };
         let e = err("a.tsv", "ham\thi\n", &opts);
@@ -351,7 +422,7 @@ mod tests {
     #[test]
     fn tsv_header_by_requested_name_and_extra_tabs_in_last_text() {
         let opts = ReadOptions {
-            text_column: Some("v2".parse().unwrap()),
+            text_columns: vec!["v2".parse().unwrap()],
             label_column: Some("v1".parse().unwrap()),
             ..Default::default()
         };
@@ -364,7 +435,7 @@ mod tests {
     fn tsv_row_errors() {
         let e = err("sms.tsv", "ham\thi\nspam\n", &ReadOptions::default());
         assert!(
-            e.ends_with("sms.tsv line 2: 1 tab-separated fields, expected 2 as in the first row"),
+            e.contains("sms.tsv: 1 row cannot be read: line 2: 1 tab-separated fields, expected 2 as in the first row;"),
             "{e}"
         );
         let e = err(
@@ -372,7 +443,10 @@ mod tests {
             "ham\thi\nham\tyo\nspam\t  \n",
             &ReadOptions::default(),
         );
-        assert!(e.ends_with("sms.tsv line 3: empty text"), "{e}");
+        assert!(
+            e.contains("sms.tsv: 1 row cannot be read: line 3: empty text;"),
+            "{e}"
+        );
         let e = err("sms.tsv", "text\tlabel\nhi\t\n", &ReadOptions::default());
         assert!(e.contains("line 2: missing label"), "{e}");
         let e = err("h.tsv", "text\tlabel\n", &ReadOptions::default());
@@ -407,12 +481,113 @@ mod tests {
         let opts = ReadOptions {
             format: Format::Csv,
             header: Some(false),
-            text_column: Some(Column::Index(1)),
+            text_columns: vec![Column::Index(1)],
             label_column: Some(Column::Index(0)),
             ..Default::default()
         };
         let ds = read("data.dat", "label,text\n1,\"x, y\"\n", &opts).unwrap();
         assert_eq!(ds.len(), 2);
         assert_eq!(ds.examples[1].text, "x, y");
+    }
+
+    /// 300 rows `text,label`; line `stray` opens a quote that never closed on its own line.
+    fn with_stray_quote(stray: usize) -> String {
+        let mut csv = String::from("text,label\n");
+        for line in 2..=301 {
+            let label = if line % 2 == 0 { "pos" } else { "neg" };
+            match line {
+                l if l == stray => csv.push_str(&format!("\"row {l},{label}\n")),
+                // A later row with a quoted text: it closes the stray field.
+                l if l == stray + 2 => csv.push_str(&format!("he said \"hi\" {l},{label}\n")),
+                l => csv.push_str(&format!("row {l},{label}\n")),
+            }
+        }
+        csv
+    }
+
+    #[test]
+    fn a_stray_quote_is_an_error_naming_its_line_not_a_lost_row() {
+        // Before the check this file read as 299 examples without a word.
+        let e = err("t.csv", &with_stray_quote(50), &ReadOptions::default());
+        assert!(
+            e.contains("t.csv line 50: a quoted field opens here and runs to line 52"),
+            "{e}"
+        );
+        assert!(e.contains("--allow-multiline"), "{e}");
+        let allow = ReadOptions {
+            allow_multiline: true,
+            ..Default::default()
+        };
+        // Allowed, rows 50-52 make one example: the silent loss the check prevents.
+        assert_eq!(
+            read("t.csv", &with_stray_quote(50), &allow).unwrap().len(),
+            298
+        );
+        let clean = with_stray_quote(0);
+        assert_eq!(
+            read("t.csv", &clean, &ReadOptions::default())
+                .unwrap()
+                .len(),
+            300
+        );
+    }
+
+    #[test]
+    fn several_text_columns_are_joined_one_line_each() {
+        let csv = "title,description,category\nCup final,The team won.,sport\nNew phone,,tech\n";
+        let opts = ReadOptions {
+            text_columns: vec![
+                Column::Name("title".into()),
+                Column::Name("description".into()),
+            ],
+            ..Default::default()
+        };
+        let ds = read("news.csv", csv, &opts).unwrap();
+        assert_eq!(ds.texts(), ["Cup final\nThe team won.", "New phone"]);
+        assert_eq!(ds.examples[0].label.as_deref(), Some("sport"));
+        assert_eq!(
+            ds.layout,
+            "csv, a header row (detected); text: \"title\" + \"description\"; label: \"category\" (detected)"
+        );
+        let opts = ReadOptions {
+            text_columns: vec![Column::Index(0), Column::Index(2)],
+            label_column: Some(Column::Index(2)),
+            ..Default::default()
+        };
+        let e = err("news.csv", csv, &opts);
+        assert!(e.contains("text and label are the same column (2)"), "{e}");
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_and_can_be_skipped() {
+        let mut tsv = String::new();
+        for i in 0..40 {
+            let text = if i % 3 == 0 { "  " } else { "some text" };
+            tsv.push_str(&format!(
+                "{}\t{text}\n",
+                if i % 2 == 0 { "ham" } else { "spam" }
+            ));
+        }
+        let e = err("sms.tsv", &tsv, &ReadOptions::default());
+        // Before, only the first (line 1) was reported.
+        assert!(
+            e.contains("sms.tsv: 14 rows cannot be read: line 1: empty text; line 4: empty text;"),
+            "{e}"
+        );
+        assert!(
+            e.contains("; and 4 more; fix them, or leave them out with `--skip-bad-rows`"),
+            "{e}"
+        );
+        let skip = ReadOptions {
+            skip_bad_rows: true,
+            ..Default::default()
+        };
+        let ds = read("sms.tsv", &tsv, &skip).unwrap();
+        assert_eq!((ds.len(), ds.skipped.len()), (26, 14));
+        assert_eq!(ds.skipped[1], "line 4: empty text");
+        assert_eq!(
+            ds.layout,
+            "tsv, no header row (detected); text: column 1; label: column 0 (detected)"
+        );
     }
 }

@@ -1,8 +1,14 @@
 //! Chat prompts: messages rendered with the model's own chat template (Jinja, from
 //! `tokenizer_config.json` or GGUF metadata), and the tokens that end an assistant turn.
+//!
+//! A chat template is code written by the model's author and runs on every prompt, so one
+//! rendering has a budget: [`TEMPLATE_FUEL`] template instructions (minijinja's fuel) and
+//! [`output_limit`] bytes of output. A template that spends either stops with an error that
+//! names where it came from, instead of spinning forever or filling the memory.
 
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use tuna_core::{Error, Result};
 use tuna_models::TextTokenizer;
 
@@ -23,11 +29,47 @@ impl Message {
     }
 }
 
+/// Template instructions one rendering may execute. A real template spends a few dozen per
+/// message (SmolLM2's: about 30), so this is hundreds of thousands of messages.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Most bytes one rendering may write: 1 MiB plus 8 times the messages' text, which leaves room
+/// for any system prompt and markup a template adds around the messages.
+pub fn output_limit(messages: &[Message]) -> usize {
+    let text: usize = messages
+        .iter()
+        .map(|m| m.content.len() + m.role.len())
+        .sum();
+    (1 << 20) + 8 * text
+}
+
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
     eos: String,
+    /// Where the template came from, for errors.
+    origin: String,
+}
+
+/// The rendered prompt, refusing to grow past `limit` bytes.
+struct LimitedOutput {
+    text: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for LimitedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ChatTemplate {
@@ -44,12 +86,17 @@ impl ChatTemplate {
             id.and_then(|i| tok.decode(&[i], false).ok())
                 .unwrap_or_default()
         };
-        Self::new(source, name(tok.bos_id), name(tok.eos_id))
+        let mut t = Self::new(source, name(tok.bos_id), name(tok.eos_id))?;
+        if let Some(origin) = &tok.chat_template_origin {
+            t.origin = format!("the chat template of {origin}");
+        }
+        Ok(t)
     }
 
     /// Compiles `source`; `bos` and `eos` are the texts of the special tokens it may print.
     pub fn new(source: String, bos: String, eos: String) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -59,23 +106,62 @@ impl ChatTemplate {
         );
         env.add_template_owned("chat", source)
             .map_err(|e| Error::Invalid(format!("cannot parse the chat template: {e}")))?;
-        Ok(Self { env, bos, eos })
+        Ok(Self {
+            env,
+            bos,
+            eos,
+            origin: "the chat template".into(),
+        })
     }
 
     /// The prompt text for `messages`, ending with the assistant's turn opened when
-    /// `add_generation_prompt`.
+    /// `add_generation_prompt`; an error when the template runs past its budget (see the
+    /// module docs) or fails.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let tmpl = self
             .env
             .get_template("chat")
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        tmpl.render(context! {
+        let limit = output_limit(messages);
+        let mut out = LimitedOutput {
+            text: Vec::new(),
+            limit,
+        };
+        let ctx = context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
-        })
-        .map_err(|e| Error::Invalid(format!("cannot render the chat template: {e}")))
+        };
+        match tmpl.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.text)
+                .map_err(|_| Error::Invalid(format!("{} wrote invalid UTF-8", self.origin))),
+            Err(e) => Err(self.render_error(&e, messages.len(), limit)),
+        }
+    }
+
+    /// The error of a failed rendering, naming the template's origin and, when it ran out of
+    /// budget, which budget.
+    fn render_error(&self, e: &JinjaError, n_messages: usize, limit: usize) -> Error {
+        let origin = &self.origin;
+        let n_messages = match n_messages {
+            1 => "1 message".to_string(),
+            n => format!("{n} messages"),
+        };
+        let what = match e.kind() {
+            ErrorKind::OutOfFuel => format!(
+                "ran past its budget of {TEMPLATE_FUEL} template instructions for \
+                 {n_messages} messages (a loop that does not end, or one far too long)"
+            ),
+            ErrorKind::WriteFailure => {
+                format!("wrote more than its budget of {limit} bytes for {n_messages} messages")
+            }
+            _ => return Error::Invalid(format!("cannot render {origin}: {e}")),
+        };
+        Error::Invalid(format!(
+            "{origin} {what}; the template is code from the model's files: fix it there, \
+             or use plain prompts instead of chat"
+        ))
     }
 }
 
@@ -129,5 +215,60 @@ mod tests {
         );
         let err = t.render(&[Message::new("system", "x")], false).unwrap_err();
         assert!(err.to_string().contains("first must be user"), "{err}");
+    }
+
+    /// A template from a named file, as `from_tokenizer` makes it.
+    fn hostile(src: &str) -> ChatTemplate {
+        let mut t = ChatTemplate::new(src.into(), String::new(), String::new()).unwrap();
+        t.origin = "the chat template of m/tokenizer_config.json (`chat_template`)".into();
+        t
+    }
+
+    #[test]
+    fn an_output_bomb_stops_at_the_output_budget_naming_the_file() {
+        // Before the budget this wrote 10^11 bytes (tuna grew to 2.7 GB and aborted).
+        let t = hostile(
+            "{% for i in range(100000) %}{% for j in range(100000) %}0123456789{% endfor %}{% endfor %}",
+        );
+        let start = std::time::Instant::now();
+        let err = t.render(&[Message::new("user", "Hi")], true).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("m/tokenizer_config.json") && msg.contains("bytes"),
+            "{msg}"
+        );
+        eprintln!("output bomb stopped after {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_silent_spin_stops_at_the_instruction_budget_naming_the_file() {
+        // Before the budget this ran 10^10 loop turns without writing anything.
+        let t = hostile(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        );
+        let start = std::time::Instant::now();
+        let err = t.render(&[Message::new("user", "Hi")], true).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("m/tokenizer_config.json") && msg.contains("template instructions"),
+            "{msg}"
+        );
+        eprintln!("spin stopped after {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_long_real_conversation_stays_well_inside_the_budget() {
+        let t = ChatTemplate::new(SMOL.into(), String::new(), String::new()).unwrap();
+        let long = "word ".repeat(20_000);
+        let msgs: Vec<Message> = (0..2_000)
+            .map(|i| {
+                Message::new(
+                    if i % 2 == 0 { "user" } else { "assistant" },
+                    &long[..(i % 7) * 10_000 + 5],
+                )
+            })
+            .collect();
+        let out = t.render(&msgs, true).unwrap();
+        assert!(out.ends_with("<|im_start|>assistant\n"));
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::llama::LlamaConfig;
 use crate::tokenizer::TextTokenizer;
+use crate::validate::{check_llama, ConfigSource};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
@@ -40,6 +41,13 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     }
     let tokenizer = build_tokenizer(&meta)?;
     let config = build_config(&meta, &arch, tokenizer.vocab_size(), &content)?;
+    let shape = |hf: &str| {
+        let name = gguf_name(hf)?;
+        let info = content.tensor_infos.get(name)?;
+        Some(info.shape.dims().to_vec())
+    };
+    let src = ConfigSource::Gguf { path, arch: &arch };
+    check_llama(&config, src, &shape, tokenizer.vocab_size())?;
     let mut tensors = HashMap::new();
     for name in content.tensor_infos.keys() {
         let hf = hf_name(name).ok_or_else(|| {
@@ -90,6 +98,15 @@ pub fn hf_name(gguf: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("model.layers.{layer}.{module}.{kind}"))
+}
+
+/// The GGUF names of the embedding and output tensors that config checks look at.
+fn gguf_name(hf: &str) -> Option<&'static str> {
+    match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    }
 }
 
 /// Undoes llama.cpp's Q/K row permutation (interleaved rotary layout -> half-split layout):
@@ -288,6 +305,12 @@ fn build_tokenizer(meta: &Meta) -> Result<TextTokenizer> {
         .and_then(|v| v.to_bool().ok())
         .unwrap_or(false);
     out.chat_template = meta.string("tokenizer.chat_template").ok();
+    if out.chat_template.is_some() {
+        out.chat_template_origin = Some(format!(
+            "{} (GGUF metadata `tokenizer.chat_template`)",
+            meta.path.display()
+        ));
+    }
     Ok(out)
 }
 

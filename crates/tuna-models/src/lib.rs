@@ -11,6 +11,8 @@ pub mod network;
 pub mod registry;
 pub mod testing;
 pub mod tokenizer;
+pub mod truncation;
+pub mod validate;
 
 pub use ctx::Ctx;
 pub use hub::resolve_model;

@@ -7,9 +7,11 @@ use crate::gguf::load_gguf;
 use crate::llama::{Llama, LlamaConfig};
 use crate::network::Network;
 use crate::tokenizer::{pad_batch, Batch, TextTokenizer};
+use crate::validate::{check_bert, check_llama, ConfigSource};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tuna_core::{fsutil, Error, Result};
 use tuna_nn::Pooling;
@@ -87,10 +89,14 @@ impl Model {
     }
 
     /// Token ids of `text` with the model's special tokens, truncated to `max_len` and to the
-    /// model's positions.
+    /// model's positions; a cut is recorded in [`crate::truncation`].
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
-        self.tokenizer
-            .encode(text, max_len.min(self.info.max_positions))
+        let limit = max_len.min(self.info.max_positions);
+        let (ids, cut) = self.tokenizer.encode_cut(text, limit)?;
+        if cut {
+            crate::truncation::record(limit);
+        }
+        Ok(ids)
     }
 
     /// Pooled embeddings (B, H) of id sequences, padded into one batch.
@@ -144,19 +150,24 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
         ));
     }
     let weights = safetensors_files(path)?;
+    let shapes = safetensors_shapes(&weights)?;
+    let shape = |name: &str| shapes.get(name).cloned();
     // SAFETY: the files are memory-mapped read-only; tuna never writes to model files.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, DType::F32, device)? };
     let mut tokenizer = TextTokenizer::from_file(&path.join("tokenizer.json"))?;
     tokenizer.apply_config(&path.join("tokenizer_config.json"))?;
     let (network, info) = match model_type {
         "bert" | "distilbert" => {
-            let cfg: BertConfig = if model_type == "bert" {
-                serde_json::from_value(raw.clone()).map_err(|e| parse("BERT", e))?
+            let (cfg, src) = if model_type == "bert" {
+                let c: BertConfig =
+                    serde_json::from_value(raw.clone()).map_err(|e| parse("BERT", e))?;
+                (c, ConfigSource::Json(&config_path))
             } else {
                 let d: DistilBertConfig =
                     serde_json::from_value(raw.clone()).map_err(|e| parse("DistilBERT", e))?;
-                d.into()
+                (d.into(), ConfigSource::DistilBert(&config_path))
             };
+            check_bert(&cfg, src, &shape, tokenizer.vocab_size())?;
             let info = info_of(
                 path,
                 Family::Bert,
@@ -178,6 +189,8 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
                     format!("rope_scaling {scaling} is not supported yet (plain RoPE only)"),
                 ));
             }
+            let src = ConfigSource::Json(&config_path);
+            check_llama(&cfg, src, &shape, tokenizer.vocab_size())?;
             let info = info_of(
                 path,
                 Family::Llama,
@@ -268,6 +281,19 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(files)
+}
+
+/// Tensor name -> shape, from the headers of safetensors files (nothing is loaded).
+fn safetensors_shapes(files: &[PathBuf]) -> Result<HashMap<String, Vec<usize>>> {
+    let mut shapes = HashMap::new();
+    for f in files {
+        // SAFETY: read-only memory map of a file tuna never writes.
+        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f)? };
+        for (name, view) in st.tensors() {
+            shapes.insert(name, view.shape().to_vec());
+        }
+    }
+    Ok(shapes)
 }
 
 /// Counts weights from file headers (safetensors) or tensor infos (GGUF), without loading.

@@ -259,6 +259,17 @@ pub fn write_tiny_llama(dir: &Path, seed: u64) -> Result<()> {
 /// llama.cpp's converter does: GGUF names, permuted Q/K rows, vocabulary in the metadata.
 /// `dtype` is the storage type of the 2-D weights (F32, Q8_0, Q4_1, ...).
 pub fn write_tiny_llama_gguf(path: &Path, seed: u64, dtype: GgmlDType) -> Result<()> {
+    write_tiny_llama_gguf_with(path, seed, dtype, &[])
+}
+
+/// [`write_tiny_llama_gguf`] with some metadata values replaced or added (`overrides`), e.g. a
+/// head count that does not fit the weights, for tests of the loader's checks.
+pub fn write_tiny_llama_gguf_with(
+    path: &Path,
+    seed: u64,
+    dtype: GgmlDType,
+    overrides: &[(&str, Value)],
+) -> Result<()> {
     let vocab = tiny_bpe_vocab();
     let tensors = tiny_llama_tensors(vocab.len(), seed)?;
     let (h, inter, layers, heads, kv) = LLAMA;
@@ -296,6 +307,11 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64, dtype: GgmlDType) -> Result
         ("tokenizer.ggml.eos_token_id", u(2)),
         ("tokenizer.chat_template", s("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}")),
     ];
+    let mut meta: Vec<(&str, Value)> = meta
+        .into_iter()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+        .collect();
+    meta.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;

@@ -24,6 +24,9 @@ pub struct TextTokenizer {
     pub add_bos: bool,
     /// The model's chat template (Jinja), when the checkpoint ships one.
     pub chat_template: Option<String>,
+    /// Where [`Self::chat_template`] was read from (a file, or a GGUF metadata key of a file),
+    /// for error messages about the template.
+    pub chat_template_origin: Option<String>,
 }
 
 /// One padded batch: `ids`, `mask` (1 = token, 0 = padding) and `type_ids`, all (B, T) u32.
@@ -53,6 +56,7 @@ impl TextTokenizer {
             eos_id,
             add_bos: false,
             chat_template: None,
+            chat_template_origin: None,
         }
     }
 
@@ -96,6 +100,7 @@ impl TextTokenizer {
         }
         if let Some(t) = raw.get("chat_template").and_then(|v| v.as_str()) {
             self.chat_template = Some(t.to_string());
+            self.chat_template_origin = Some(format!("{} (`chat_template`)", path.display()));
         }
         Ok(())
     }
@@ -124,6 +129,11 @@ impl TextTokenizer {
 
     /// Token ids of one text, with the model's special tokens, truncated to `max_len`.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<u32>> {
+        Ok(self.encode_cut(text, max_len)?.0)
+    }
+
+    /// [`Self::encode`], and whether the text was longer than `max_len` and cut.
+    pub fn encode_cut(&self, text: &str, max_len: usize) -> Result<(Vec<u32>, bool)> {
         let enc = self
             .inner
             .encode_fast(text, true)
@@ -135,10 +145,11 @@ impl TextTokenizer {
             }
         }
         ids.extend_from_slice(enc.get_ids());
-        if ids.len() > max_len {
+        let cut = ids.len() > max_len;
+        if cut {
             truncate_keep_closing(&mut ids, max_len, &self.inner);
         }
-        Ok(ids)
+        Ok((ids, cut))
     }
 
     /// Token ids of a text exactly as written, with no special tokens added.

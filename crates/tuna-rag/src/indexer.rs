@@ -40,7 +40,9 @@ pub struct AddReport {
 /// Chunks embedded and written together (one transaction).
 const BATCH_CHUNKS: usize = 256;
 
-/// Adds `docs` to `store`; `progress(done, total)` is called after each written batch.
+/// Adds `docs` to `store`; `progress(done, total)` is called after each written batch. Takes
+/// the store's writer lock first (waiting for another writer to finish), so the documents it
+/// skips as unchanged include everything an earlier or concurrent writer stored.
 pub fn add_documents(
     store: &mut dyn Store,
     docs: &[Document],
@@ -49,6 +51,7 @@ pub fn add_documents(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<AddReport> {
     chunking.validate()?;
+    store.lock_writer(&mut || {})?;
     let known = store.hashes()?;
     let mut report = AddReport::default();
     let mut pending: Vec<(&Document, String, Vec<crate::chunk::Chunk>)> = Vec::new();

@@ -89,10 +89,11 @@ fn add(store: &mut dyn Store, docs: &[Document]) -> tuna_rag::AddReport {
     add_documents(store, docs, &Words, &chunking(), &mut |_, _| {}).unwrap()
 }
 
-/// Each test gets a fresh index in each available store.
-fn stores(name: &str) -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+/// Each test gets a fresh index in each available store: its name (a SQLite file or a
+/// `postgres://` URL with the index after `#`) and the folder to keep while it is used.
+fn specs(name: &str) -> Vec<(String, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = open(dir.path().join("index.db").to_str().unwrap()).unwrap();
+    let sqlite = dir.path().join("index.db").display().to_string();
     let mut out = vec![(sqlite, Some(dir))];
     match std::env::var("TUNA_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => {
@@ -102,7 +103,7 @@ fn stores(name: &str) -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
                 "DROP TABLE IF EXISTS tuna_{index}_chunks, tuna_{index}_docs, tuna_{index}_meta"
             ))
             .unwrap();
-            out.push((open(&format!("{url}#{index}")).unwrap(), None));
+            out.push((format!("{url}#{index}"), None));
         }
         _ => {
             assert!(
@@ -113,6 +114,98 @@ fn stores(name: &str) -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
         }
     }
     out
+}
+
+/// Each test gets a fresh index in each available store, opened.
+fn stores(name: &str) -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+    specs(name)
+        .into_iter()
+        .map(|(spec, keep)| (open(&spec).unwrap(), keep))
+        .collect()
+}
+
+/// The words embedder, slowed down so that two writers surely overlap.
+struct SlowWords;
+
+impl Embedder for SlowWords {
+    fn dim(&self) -> usize {
+        DIM
+    }
+
+    fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        Words.token_spans(text)
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Words.embed(texts)
+    }
+}
+
+/// `n` documents of about 60 words: a few batches of chunks.
+fn many_docs(n: usize) -> Vec<Document> {
+    (0..n)
+        .map(|i| {
+            let text: Vec<String> = (0..60)
+                .map(|j| format!("w{}", (i * 31 + j * 7) % 500))
+                .collect();
+            doc(&format!("many/{i}.txt"), &text.join(" "))
+        })
+        .collect()
+}
+
+/// What `tuna index add` does: the writer lock, then the metadata, then the documents.
+fn add_as_a_writer(spec: &str, docs: &[Document], waited: &mut bool) -> tuna_rag::AddReport {
+    let mut s = open(spec).unwrap();
+    s.lock_writer(&mut || *waited = true).unwrap();
+    if s.meta().unwrap().is_none() {
+        s.init(&meta()).unwrap();
+    }
+    add_documents(s.as_mut(), docs, &SlowWords, &chunking(), &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn concurrent_writers_take_turns_and_the_second_skips_the_firsts_documents() {
+    let docs = many_docs(120);
+    for (spec, _keep) in specs("concurrent") {
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|sc| {
+            let run = || {
+                barrier.wait();
+                let mut waited = false;
+                let r = add_as_a_writer(&spec, &docs, &mut waited);
+                (r, waited)
+            };
+            let a = sc.spawn(run);
+            let b = sc.spawn(run);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        // Before the lock both reported "added 120" and wrote every chunk twice.
+        assert_eq!(a.0.added + b.0.added, 120, "{spec}: {a:?} {b:?}");
+        assert!(a.1 != b.1, "exactly one writer waited: {a:?} {b:?}");
+        let (first, second) = if a.1 { (b.0, a.0) } else { (a.0, b.0) };
+        assert_eq!((first.added, first.unchanged), (120, 0), "{spec}");
+        assert_eq!(
+            (second.added, second.unchanged, second.chunks),
+            (0, 120, 0),
+            "{spec}"
+        );
+        let mut s = open(&spec).unwrap();
+        let st = s.stats().unwrap();
+        assert_eq!(
+            (st.documents, st.chunks, st.vectors),
+            (120, first.chunks, first.chunks)
+        );
+        drop(s);
+        if let Some(dir) = &_keep {
+            // The file is the size of one writer's work: a single add into a fresh file.
+            let single = dir.path().join("single.db").display().to_string();
+            let mut waited = false;
+            add_as_a_writer(&single, &docs, &mut waited);
+            let size = |p: &str| std::fs::metadata(p).unwrap().len();
+            assert_eq!(size(&spec), size(&single), "no bloat");
+        }
+    }
 }
 
 #[test]

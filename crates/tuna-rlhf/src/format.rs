@@ -176,6 +176,7 @@ impl Formatter {
 
 fn fit(mut prompt: Vec<u32>, mut completion: Vec<u32>, max_len: usize) -> Seq {
     if prompt.len() + completion.len() > max_len {
+        tuna_models::truncation::record(max_len);
         let keep_c = completion.len().min(max_len * 3 / 4).max(1);
         completion.truncate(keep_c);
         let keep_p = max_len - keep_c;

@@ -5,7 +5,8 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tuna_data::{
-    balanced_subset, read_dataset, stratified_split, Dataset, LabelMap, ReadOptions, SplitSpec,
+    balanced_subset, read_dataset, shared_texts, stratified_split, Dataset, LabelMap, ReadOptions,
+    SplitSpec,
 };
 
 /// Where the data comes from and how it is split.
@@ -65,6 +66,31 @@ impl TaskData {
     pub fn texts_of(&self, part: &Part) -> Vec<&str> {
         let ex = &self.sources[part.source].examples;
         part.rows.iter().map(|&r| ex[r].text.as_str()).collect()
+    }
+
+    /// What the user should check, one line each: how every file was read (format, header,
+    /// text and label columns, and whether they were detected), the bad rows left out, and
+    /// exact duplicates of training texts in the validation and test parts.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.sources.iter().flat_map(Dataset::notes).collect();
+        let train = self.texts_of(&self.train);
+        let parts = [
+            ("validation", Some(&self.val)),
+            ("test", self.test.as_ref()),
+        ];
+        for (name, part) in parts {
+            let Some(part) = part else { continue };
+            let texts = self.texts_of(part);
+            let n = shared_texts(&train, &texts);
+            if n > 0 {
+                notes.push(format!(
+                    "warning: {n} of the {} {name} texts are exact duplicates of training \
+                     texts: their {name} scores measure memory, not generalisation",
+                    texts.len()
+                ));
+            }
+        }
+        notes
     }
 
     /// One line describing the parts, for logs.

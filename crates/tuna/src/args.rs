@@ -4,11 +4,11 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
 use std::path::PathBuf;
-use tuna_data::{Column, Format, ReadOptions, SplitSpec};
+use tuna_data::{Column, Encoding, Format, ReadOptions, SplitSpec};
 use tuna_nn::Pooling;
 use tuna_train::cache::{default_cache_dir, EmbeddingCache};
 use tuna_train::embedder::EmbedOptions;
-use tuna_train::task_data::DataSpec;
+use tuna_train::task_data::{load_task_data, DataSpec, TaskData};
 
 /// Which model to run and where.
 #[derive(Args, Clone)]
@@ -47,12 +47,14 @@ impl ModelArgs {
 #[derive(Args, Clone)]
 pub struct ReadArgs {
     /// File format: auto, csv, tsv, jsonl, label-text (`label text` per line, as SST-2), or
-    /// lines (one unlabelled text per line).
+    /// lines (one unlabelled text per line). A folder with one subfolder per class and one
+    /// text file per example is read as such whatever the format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: InputFormat,
-    /// Text column: a header name or a 0-based index (default: detected).
-    #[arg(long)]
-    pub text_col: Option<Column>,
+    /// Text column(s): header names or 0-based indices (default: detected). Several columns
+    /// (`--text-col title,description`, or the flag repeated) are joined, one line each.
+    #[arg(long, value_delimiter = ',')]
+    pub text_col: Vec<Column>,
     /// Label column: a header name or a 0-based index (default: detected).
     #[arg(long)]
     pub label_col: Option<Column>,
@@ -62,6 +64,18 @@ pub struct ReadArgs {
     /// The CSV/TSV files have no header row.
     #[arg(long)]
     pub no_header: bool,
+    /// Text encoding of the files: utf-8, latin-1, windows-1252, or another WHATWG label
+    /// (iso-8859-15, shift_jis, utf-16le, ...).
+    #[arg(long, default_value = "utf-8")]
+    pub encoding: Encoding,
+    /// Accept quoted CSV fields that span lines even where a line inside reads like a row of
+    /// its own (by default taken as an unbalanced quote and refused).
+    #[arg(long)]
+    pub allow_multiline: bool,
+    /// Leave out rows that cannot be read (empty text, missing label, wrong number of fields,
+    /// invalid JSON) and say how many, instead of stopping.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
 }
 
 impl ReadArgs {
@@ -76,27 +90,40 @@ impl ReadArgs {
         if let Some(v) = self.format.to_possible_value() {
             a.extend(["--format".to_string(), v.get_name().to_string()]);
         }
-        if let Some(c) = &self.text_col {
+        for c in &self.text_col {
             a.extend(["--text-col".to_string(), col(c)]);
         }
         if let Some(c) = &self.label_col {
             a.extend(["--label-col".to_string(), col(c)]);
         }
-        if self.header {
-            a.push("--header".into());
-        }
-        if self.no_header {
-            a.push("--no-header".into());
+        a.extend(["--encoding".to_string(), self.encoding.to_string()]);
+        for (on, flag) in [
+            (self.header, "--header"),
+            (self.no_header, "--no-header"),
+            (self.allow_multiline, "--allow-multiline"),
+            (self.skip_bad_rows, "--skip-bad-rows"),
+        ] {
+            if on {
+                a.push(flag.into());
+            }
         }
         a
     }
 
-    /// Reads a file of texts (labels optional).
-    pub fn read_texts(&self, path: &std::path::Path) -> Result<tuna_data::Dataset> {
-        Ok(match self.format {
-            InputFormat::Lines => tuna_data::read_texts(path)?,
+    /// Reads a file of texts (labels optional), printing how it was read.
+    pub fn read_texts(
+        &self,
+        path: &std::path::Path,
+        out: &crate::output::Output,
+    ) -> Result<tuna_data::Dataset> {
+        let ds = match self.format {
+            InputFormat::Lines => tuna_data::read_texts(path, self.encoding)?,
             _ => tuna_data::read_dataset(path, &self.options(false)?)?,
-        })
+        };
+        for note in ds.notes() {
+            out.line(note);
+        }
+        Ok(ds)
     }
 
     /// Read options for labelled formats (`lines` has no labels and is refused here).
@@ -113,14 +140,17 @@ impl ReadArgs {
         };
         Ok(ReadOptions {
             format,
+            encoding: self.encoding,
             header: match (self.header, self.no_header) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
                 _ => None,
             },
-            text_column: self.text_col.clone(),
+            text_columns: self.text_col.clone(),
             label_column: self.label_col.clone(),
             labels_required,
+            allow_multiline: self.allow_multiline,
+            skip_bad_rows: self.skip_bad_rows,
         })
     }
 }
@@ -145,7 +175,8 @@ pub enum InputFormat {
 /// Labelled data for training and evaluation.
 #[derive(Args, Clone)]
 pub struct DataArgs {
-    /// One labelled file, split into train/validation/test by --split (stratified, seeded).
+    /// One labelled file (or folder of class folders), split into train/validation/test by
+    /// --split (stratified, seeded).
     #[arg(long, short)]
     pub data: Option<PathBuf>,
     /// Training file (instead of --data).
@@ -171,6 +202,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// Reads and splits the data, and says what the user should check: how each file was read
+    /// (format, header, columns), the rows left out, texts shared between the parts.
+    pub fn load(&self, out: &crate::output::Output) -> Result<(TaskData, DataSpec)> {
+        let spec = self.spec()?;
+        let data = load_task_data(&spec)?;
+        for note in data.notes() {
+            out.line(note);
+        }
+        Ok((data, spec))
+    }
+
     pub fn spec(&self) -> Result<DataSpec> {
         Ok(DataSpec {
             data: self.data.clone(),

@@ -36,8 +36,24 @@ impl Output {
         }
     }
 
-    /// The final result: a JSON line with `--json`, else nothing more.
-    pub fn result(&self, v: Value) {
+    /// The final result: a JSON line with `--json`, else nothing more. Before it, once per
+    /// run, how many texts were cut at a token limit (also in the JSON as `truncated`).
+    pub fn result(&self, mut v: Value) {
+        let cuts = tuna_models::truncation::take();
+        for &(limit, n) in &cuts {
+            let texts = if n == 1 { "text was" } else { "texts were" };
+            self.line(format!(
+                "note: {n} {texts} longer than {limit} tokens and cut to {limit} (the token \
+                 limit: --max-len, or the model's positions)"
+            ));
+        }
+        if let (false, Some(obj)) = (cuts.is_empty(), v.as_object_mut()) {
+            let list: Vec<Value> = cuts
+                .iter()
+                .map(|(limit, n)| serde_json::json!({"limit": limit, "texts": n}))
+                .collect();
+            obj.insert("truncated".into(), Value::Array(list));
+        }
         if self.json {
             println!("{v}");
         }

@@ -28,6 +28,18 @@ impl IndexArgs {
         tuna_rag::open(&self.index).with_context(|| format!("opening index {}", self.index))
     }
 
+    /// Takes the index's writer lock, saying so when another writer holds it and this one waits.
+    pub fn lock_writer(&self, store: &mut dyn Store, out: &crate::output::Output) -> Result<()> {
+        let index = &self.index;
+        store
+            .lock_writer(&mut || {
+                out.line(format!(
+                    "index {index} is being written by another process: waiting for it to finish"
+                ))
+            })
+            .with_context(|| format!("locking index {index} for writing"))
+    }
+
     /// The store with its metadata; an error for an index that holds nothing yet.
     pub fn open_built(&self) -> Result<(Box<dyn Store>, IndexMeta)> {
         let mut store = self.open()?;

@@ -153,13 +153,17 @@ fn bad_input_names_file_and_line_and_leaves_nothing() {
 
 #[test]
 fn an_error_is_one_message_even_with_rust_backtrace_set() {
-    // A tokenizer that does not belong to the model: its ids run past the embedding table and
-    // candle's own error comes up, which carries a backtrace whenever RUST_BACKTRACE is set.
+    // A config whose feed-forward size disagrees with the weights: a consistent config that
+    // passes the load checks, so candle's own shape error comes up, which carries a backtrace
+    // whenever RUST_BACKTRACE is set.
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
-    tuna_models::testing::write_tiny_llama(&d.join("lm"), 4).unwrap();
-    std::fs::copy(d.join("lm/tokenizer.json"), d.join("model/tokenizer.json")).unwrap();
+    let p = d.join("model/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    c["intermediate_size"] = (c["intermediate_size"].as_u64().unwrap() + 1).into();
+    std::fs::write(&p, c.to_string()).unwrap();
     std::fs::write(d.join("texts.txt"), "zebra crossing ahead\n").unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -189,7 +193,7 @@ fn an_error_is_one_message_even_with_rust_backtrace_set() {
         !err.to_lowercase().contains("stack backtrace") && message.trim_end().lines().count() == 1,
         "more than one message:\n{err}"
     );
-    assert!(message.contains("index"), "{err}");
+    assert!(message.contains("shape"), "{err}");
     // Asked for with -v, the backtrace is there.
     let verbose = run(&["-v"]);
     assert!(verbose.contains("Error::bt"), "{verbose}");
@@ -331,4 +335,23 @@ fn predict_finds_the_model_from_the_run_not_the_current_folder() {
     let (j, err) = predict(tmp.path(), "moved/runs/r");
     assert!(err.contains("relative to the run"), "{err}");
     assert_eq!(j["predictions"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn info_refuses_a_config_whose_heads_do_not_divide_the_hidden_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    let p = d.join("model/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    c["num_attention_heads"] = 7.into();
+    std::fs::write(&p, c.to_string()).unwrap();
+    let out = tuna(d, &["info", "--model", "model"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("`num_attention_heads` = 7"),
+        "{err}"
+    );
 }

@@ -276,3 +276,59 @@ fn a_killed_add_leaves_whole_documents_and_resumes() {
         assert_eq!(r["stats"]["incomplete_documents"], 0);
     }
 }
+
+/// Two `tuna index add` of the same documents into one index at the same time: the second
+/// waits for the first, then finds every document indexed and writes nothing.
+#[test]
+fn concurrent_adds_take_turns_and_the_second_skips_the_firsts_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("enc"), "bert", 3).unwrap();
+    let n: u64 = 300;
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\": {i}, \"text\": \"{}\"}}\n",
+                sentence(i as usize, 40)
+            )
+        })
+        .collect();
+    std::fs::write(d.join("many.jsonl"), lines).unwrap();
+    for index in indexes(d, "concurrent") {
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_tuna"))
+                .args(["index", "add", "--index", &index, "--model", "enc"])
+                .args([
+                    "many.jsonl",
+                    "--chunk-size",
+                    "16",
+                    "--overlap",
+                    "4",
+                    "--json",
+                ])
+                .current_dir(d)
+                .env("RAYON_NUM_THREADS", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let (ja, jb) = (ok(&a), ok(&b));
+        let added = |j: &serde_json::Value| j["report"]["added"].as_u64().unwrap();
+        // Before the writer lock both said "added 300" and the file grew by the second copy.
+        assert_eq!(added(&ja) + added(&jb), n, "{index}: {ja} {jb}");
+        let (first, second, second_out) = if added(&ja) == n {
+            (ja, jb, b)
+        } else {
+            (jb, ja, a)
+        };
+        assert_eq!(second["report"]["unchanged"], n, "{second}");
+        assert_eq!(second["report"]["chunks"], 0, "{second}");
+        assert_eq!(second["stats"]["chunks"], first["report"]["chunks"]);
+        assert_eq!(second["stats"]["incomplete_documents"], 0);
+        let said = String::from_utf8_lossy(&second_out.stdout);
+        assert!(said.contains("waiting for it to finish"), "{said}");
+    }
+}

@@ -201,3 +201,35 @@ fn compare_runs_icl_beside_the_training_methods() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--icl-model"));
 }
+
+#[test]
+fn a_runaway_chat_template_stops_with_an_error_naming_its_file() {
+    let tmp = setup();
+    let d = tmp.path();
+    // Two nested loops of 10^5: 10^11 bytes of output, or 10^10 silent turns.
+    for (body, budget) in [("0123456789", "bytes"), ("", "template instructions")] {
+        let template = format!(
+            "{{% for i in range(100000) %}}{{% for j in range(100000) %}}{body}{{% endfor %}}{{% endfor %}}"
+        );
+        let config = serde_json::json!({ "chat_template": template });
+        std::fs::write(d.join("lm/tokenizer_config.json"), config.to_string()).unwrap();
+        let out = tuna(
+            d,
+            &[
+                "generate",
+                "-m",
+                "lm",
+                "--chat",
+                "--max-new-tokens",
+                "2",
+                "hi",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("tokenizer_config.json") && err.contains(budget),
+            "{err}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! Vector stores: chunks, their vectors and their documents, written one transaction per batch
-//! of documents (each document fully in or fully out), searched by cosine similarity.
+//! of documents (each document fully in or fully out), searched by cosine similarity. Writers
+//! take the index's writer lock first ([`Store::lock_writer`]), so they run one after another.
 //! `open` picks the store from the index name: `postgres://…` (or `postgresql://…`) is
 //! PostgreSQL with pgvector, anything else a SQLite file with sqlite-vec.
 
@@ -89,6 +90,11 @@ pub trait Store {
     fn meta(&mut self) -> Result<Option<IndexMeta>>;
     /// Records what the index is built with and creates the vector table (once).
     fn init(&mut self, meta: &IndexMeta) -> Result<()>;
+    /// Takes the index's writer lock, held until this store is dropped: one writer at a time
+    /// (`index add`, `index rm`), so a second one waits and then sees the first's documents
+    /// instead of embedding and writing them again. `waiting` is called once, before waiting
+    /// for another holder; taking the lock again is a no-op. Readers never take it.
+    fn lock_writer(&mut self, waiting: &mut dyn FnMut()) -> Result<()>;
     /// Source -> content hash of every document.
     fn hashes(&mut self) -> Result<HashMap<String, String>>;
     /// Writes documents in one transaction, each replacing its earlier version.

@@ -14,6 +14,8 @@ pub struct PostgresStore {
     client: Client,
     /// Table name prefix, `tuna_<name>_`.
     prefix: String,
+    /// Whether this connection holds the index's writer lock (a session advisory lock).
+    writer: bool,
 }
 
 impl PostgresStore {
@@ -35,8 +37,12 @@ impl PostgresStore {
         }
         let mut client = Client::connect(url, NoTls)?;
         let p = format!("tuna_{name}_");
-        client.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
-        client.batch_execute(&format!(
+        // `CREATE ... IF NOT EXISTS` races with itself in PostgreSQL (two sessions can both
+        // find the name free): the schema is made under a transaction-level advisory lock.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('tuna schema'))", &[])?;
+        tx.batch_execute("CREATE EXTENSION IF NOT EXISTS vector")?;
+        tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {p}meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {p}docs (
                  id BIGSERIAL PRIMARY KEY,
@@ -47,7 +53,12 @@ impl PostgresStore {
                  added_at TIMESTAMPTZ NOT NULL DEFAULT now()
              );"
         ))?;
-        Ok(PostgresStore { client, prefix: p })
+        tx.commit()?;
+        Ok(PostgresStore {
+            client,
+            prefix: p,
+            writer: false,
+        })
     }
 
     fn table(&self, t: &str) -> String {
@@ -94,6 +105,25 @@ impl Store for PostgresStore {
                 .map_err(|e| Error::invalid(format!("index metadata: {e}"))),
             None => Ok(None),
         }
+    }
+
+    fn lock_writer(&mut self, waiting: &mut dyn FnMut()) -> Result<()> {
+        if self.writer {
+            return Ok(());
+        }
+        // A session-level advisory lock keyed by the index: released when the connection
+        // closes, however the process ends.
+        let key = format!("tuna index {}", self.prefix);
+        let row = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])?;
+        if !row.get::<_, bool>(0) {
+            waiting();
+            self.client
+                .execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])?;
+        }
+        self.writer = true;
+        Ok(())
     }
 
     fn init(&mut self, meta: &IndexMeta) -> Result<()> {

@@ -1,10 +1,11 @@
 //! The embedded store: one SQLite file (WAL journal) with the sqlite-vec extension. Chunks and
 //! documents are plain tables; vectors live in a `vec0` table keyed by the chunk's rowid and
-//! searched exactly by cosine distance.
+//! searched exactly by cosine distance. Writers take an advisory lock on `INDEX.lock` beside
+//! the file (released by the system when the process ends, however it ends).
 
 use super::{check_dims, vector_bytes, DocEntry, Hit, IndexMeta, Stats, Store};
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -13,6 +14,8 @@ use std::sync::Once;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The locked `INDEX.lock` file while this store is the index's writer.
+    writer: Option<std::fs::File>,
 }
 
 /// Makes sqlite-vec available to every connection opened after it.
@@ -74,6 +77,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
+            writer: None,
         })
     }
 
@@ -115,7 +119,9 @@ impl Store for SqliteStore {
     }
 
     fn init(&mut self, meta: &IndexMeta) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('index', ?1)",
             params![serde_json::to_string(meta).expect("metadata serialises")],
@@ -126,6 +132,34 @@ impl Store for SqliteStore {
             meta.dim
         ))?;
         tx.commit()?;
+        Ok(())
+    }
+
+    fn lock_writer(&mut self, waiting: &mut dyn FnMut()) -> Result<()> {
+        use fs4::fs_std::FileExt;
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        // A file of its own: SQLite's POSIX locks on the index would be dropped if another
+        // descriptor of the index file were opened and closed in this process.
+        let mut p = self.path.clone().into_os_string();
+        p.push(".lock");
+        let lock_path = PathBuf::from(p);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if !file
+            .try_lock_exclusive()
+            .map_err(|e| Error::io(&lock_path, e))?
+        {
+            waiting();
+            file.lock_exclusive()
+                .map_err(|e| Error::io(&lock_path, e))?;
+        }
+        self.writer = Some(file);
         Ok(())
     }
 
@@ -140,7 +174,9 @@ impl Store for SqliteStore {
             .dim()?
             .ok_or_else(|| Error::invalid("index has no metadata: call init first"))?;
         check_dims(docs, dim)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut find = tx.prepare_cached("SELECT id FROM docs WHERE source = ?1")?;
             let mut ins_doc = tx.prepare_cached(
@@ -177,7 +213,9 @@ impl Store for SqliteStore {
     }
 
     fn delete(&mut self, sources: &[String]) -> Result<usize> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut n = 0;
         {
             let mut find = tx.prepare_cached("SELECT id FROM docs WHERE source = ?1")?;

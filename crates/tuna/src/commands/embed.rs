@@ -30,7 +30,7 @@ pub struct EmbedCmd {
 
 impl EmbedCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        let ds = self.read.read_texts(&self.input)?;
+        let ds = self.read.read_texts(&self.input, out)?;
         let texts: Vec<String> = ds.examples.into_iter().map(|e| e.text).collect();
         let (model, fp) = self.model.load()?;
         let opts = self.embed.options(&model)?;

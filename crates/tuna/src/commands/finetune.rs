@@ -16,7 +16,6 @@ use tuna_train::finetune::{
 };
 use tuna_train::run::{DataRecord, RunConfig, RunWriter};
 use tuna_train::run_model::relative_to_run;
-use tuna_train::task_data::load_task_data;
 
 /// Where runs go without --out: `runs/<method>-<UTC time>[-N]`, a new name for every run.
 pub const RUNS: &str = "runs";
@@ -139,8 +138,7 @@ pub fn run_finetune(
     overwrite: bool,
 ) -> Result<()> {
     let t0 = Instant::now();
-    let spec = data_args.spec()?;
-    let data = load_task_data(&spec)?;
+    let (data, spec) = data_args.load(out)?;
     out.line(format!("data: {}", data.summary()));
     let (model, fp) = model_args.load()?;
     // A frozen backbone's only freedom is how its token states are combined: its head learns

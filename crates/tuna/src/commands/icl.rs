@@ -18,7 +18,7 @@ use tuna_lm::{
 use tuna_models::Model;
 use tuna_train::cache::{default_cache_dir, embed_cached, model_fingerprint, EmbeddingCache};
 use tuna_train::embedder::EmbedOptions;
-use tuna_train::task_data::{load_task_data, Part, TaskData};
+use tuna_train::task_data::{Part, TaskData};
 use tuna_train::Progress;
 
 /// How demonstrations are chosen.
@@ -60,7 +60,8 @@ pub struct IclArgs {
     /// Queries per forward pass.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
-    /// Score only the first N examples of the evaluated part.
+    /// Score only N examples of the evaluated part, drawn class by class in proportion
+    /// (stratified, with --seed).
     #[arg(long)]
     pub limit: Option<usize>,
 }
@@ -162,8 +163,10 @@ impl<'a> DemoSource<'a> {
         let mut texts = task.texts_of(part);
         let mut gold = task.labels_of(part);
         if let Some(n) = args.limit {
-            texts.truncate(n);
-            gold.truncate(n);
+            // Drawn by class, seeded: the first N rows of a file sorted by label are one class.
+            let keep = tuna_data::stratified_subset(&gold, n, self.seed);
+            texts = keep.iter().map(|&i| texts[i]).collect();
+            gold = keep.iter().map(|&i| gold[i]).collect();
         }
         let vectors = if self.encoder.is_some() {
             let owned: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
@@ -232,7 +235,7 @@ pub struct IclCmd {
 impl IclCmd {
     pub fn run(self, out: &Output) -> Result<()> {
         let started = Instant::now();
-        let task = load_task_data(&self.data.spec()?)?;
+        let (task, _) = self.data.load(out)?;
         let labels = task.labels.labels().to_vec();
         let template = match (&self.template, &self.prompt_file) {
             (_, Some(p)) => {

@@ -74,6 +74,7 @@ impl AddCmd {
     fn run(self, out: &Output) -> Result<()> {
         let t0 = Instant::now();
         let mut store = self.index.open()?;
+        self.index.lock_writer(store.as_mut(), out)?;
         let (encoder, meta) = match store.meta()? {
             Some(meta) => {
                 if let Some(m) = &self.model {
@@ -160,6 +161,7 @@ pub struct RmCmd {
 impl RmCmd {
     fn run(self, out: &Output) -> Result<()> {
         let mut store = self.index.open()?;
+        self.index.lock_writer(store.as_mut(), out)?;
         let all = store.hashes()?;
         let mut names = Vec::new();
         for s in &self.sources {
@@ -232,9 +234,12 @@ pub struct EvalCmd {
     /// Chunks retrieved per question for recall@k and MRR.
     #[arg(long, default_value_t = 10)]
     top: usize,
-    /// Only the first N questions.
+    /// Only N questions, drawn with --seed and kept in file order.
     #[arg(long)]
     limit: Option<usize>,
+    /// Seed of the --limit draw.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     /// Also answer every question with this causal LM (as `tuna ask` does, greedy) and score
     /// the answers.
     #[arg(long)]
@@ -325,11 +330,13 @@ impl EvalCmd {
         Ok(())
     }
 
-    /// The questions, the first --limit of them; an error if none are left.
+    /// The questions, --limit of them drawn with --seed (a file lists an article's questions
+    /// together); an error if none are left.
     fn read_questions(&self) -> Result<Vec<Question>> {
         let mut questions = load_questions(&self.questions)?;
         if let Some(n) = self.limit {
-            questions.truncate(n);
+            let keep = tuna_data::seeded_subset(questions.len(), n, self.seed);
+            questions = keep.into_iter().map(|i| questions[i].clone()).collect();
         }
         if questions.is_empty() {
             bail!("no questions to evaluate (--limit 0)");

@@ -35,7 +35,7 @@ impl PredictCmd {
         if let Some(path) = &self.input {
             texts.extend(
                 self.read
-                    .read_texts(path)?
+                    .read_texts(path, out)?
                     .examples
                     .into_iter()
                     .map(|e| e.text),

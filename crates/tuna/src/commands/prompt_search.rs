@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tuna_lm::prompt_search::{markdown, rank, Ranked};
 use tuna_lm::template::{builtin_templates, read_templates};
-use tuna_train::task_data::load_task_data;
 
 #[derive(Args)]
 pub struct PromptSearchCmd {
@@ -34,7 +33,7 @@ pub struct PromptSearchCmd {
 
 impl PromptSearchCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        let task = load_task_data(&self.data.spec()?)?;
+        let (task, _) = self.data.load(out)?;
         let labels = task.labels.labels().to_vec();
         let mut candidates: Vec<String> = match &self.templates {
             Some(p) => read_templates(p)?,

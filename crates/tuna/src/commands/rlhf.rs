@@ -30,7 +30,7 @@ pub struct StageArgs {
     /// dialogues) for reward and dpo. A JSON list or JSONL, optionally gzipped (.gz).
     #[arg(long, short)]
     pub data: PathBuf,
-    /// Use only the first N records (0: all).
+    /// Use only N records, drawn with --seed and kept in file order (0: all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
     /// Run directory to create.
@@ -57,12 +57,18 @@ pub struct StageArgs {
 }
 
 impl StageArgs {
-    /// The first `--limit` records.
-    pub fn limited<T>(&self, mut v: Vec<T>) -> Vec<T> {
-        if self.limit > 0 {
-            v.truncate(self.limit);
+    /// `--limit` records drawn with `--seed`, in file order (all of them without a limit).
+    pub fn limited<T>(&self, v: Vec<T>) -> Vec<T> {
+        if self.limit == 0 || self.limit >= v.len() {
+            return v;
         }
-        v
+        let keep = tuna_data::seeded_subset(v.len(), self.limit, self.seed);
+        let mut keep = keep.into_iter().peekable();
+        v.into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.next_if_eq(i).is_some())
+            .map(|(_, x)| x)
+            .collect()
     }
 
     /// Method and training settings for `kind`.
