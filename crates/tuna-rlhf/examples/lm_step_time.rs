@@ -70,7 +70,10 @@ fn main() -> Res<()> {
     };
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (batch, len, steps, micro, warmup) = (num(3, 8), num(4, 256), num(5, 5), num(6, 0), 2);
-    let model = load_model(std::path::Path::new(args.get(1).ok_or(usage)?), &Device::Cpu)?;
+    let model = load_model(
+        std::path::Path::new(args.get(1).ok_or(usage)?),
+        &Device::Cpu,
+    )?;
     let method = MethodArgs::defaults().method(MethodName::Lora);
     let mut tm = language_model(model, &method, 42)?;
     let names = trainable(&mut tm, false)?;
@@ -83,7 +86,9 @@ fn main() -> Res<()> {
     let mut rng = Rng::new(7);
     let mut items = vec![];
     for _ in 0..batch {
-        let prompt: Vec<u32> = (0..len / 4).map(|_| 100 + rng.below(40_000) as u32).collect();
+        let prompt: Vec<u32> = (0..len / 4)
+            .map(|_| 100 + rng.below(40_000) as u32)
+            .collect();
         let (c, r) = (seq(&mut rng, &prompt, len), seq(&mut rng, &prompt, len));
         items.push((c, r, 0.0, 0.0));
     }
