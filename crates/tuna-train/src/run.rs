@@ -73,6 +73,8 @@ pub struct RunWriter {
     dir: PathBuf,
     /// Whether an existing `dir` (tuna's) may be replaced at commit.
     overwrite: bool,
+    /// The marker of `partial`, locked while this run writes it ([`run_marker::hold`]).
+    _hold: std::fs::File,
 }
 
 /// `DIR.partial` beside `dir`.
@@ -111,6 +113,9 @@ impl RunWriter {
         }
         let partial = partial_of(dir)?;
         if partial.exists() {
+            if run_marker::in_use(&partial) {
+                return Err(run_marker::busy(&partial));
+            }
             run_marker::check_replaceable(&partial, "clearing an unfinished run")?;
             std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
         }
@@ -126,6 +131,7 @@ impl RunWriter {
         }
         run_marker::write(&partial)?;
         Ok(Self {
+            _hold: run_marker::hold(&partial)?,
             partial,
             dir: dir.to_path_buf(),
             overwrite,
@@ -156,6 +162,7 @@ impl RunWriter {
             }
             run_marker::write(&partial)?;
             return Ok(Self {
+                _hold: run_marker::hold(&partial)?,
                 partial,
                 dir,
                 overwrite: false,
@@ -178,6 +185,7 @@ impl RunWriter {
             )));
         }
         Ok(Self {
+            _hold: run_marker::hold(&partial)?,
             partial,
             dir: dir.to_path_buf(),
             overwrite,

@@ -20,6 +20,42 @@ pub fn write(dir: &Path) -> Result<()> {
     )?)
 }
 
+/// Locks `dir`'s marker for as long as the returned file is open: the run in `dir` is being
+/// written by this process. Another tuna given the same folder sees the lock and stops instead
+/// of clearing a run that is still going; the kernel drops the lock when the process ends,
+/// killed or not, so a stopped run's folder can still be cleared or resumed. A folder of an
+/// earlier version without a marker gets one first.
+pub fn hold(dir: &Path) -> Result<std::fs::File> {
+    use fs4::fs_std::FileExt;
+    let path = dir.join(MARKER);
+    if !path.is_file() {
+        write(dir)?;
+    }
+    let file = std::fs::File::open(&path).map_err(|e| tuna_core::Error::io(&path, e))?;
+    let free = file
+        .try_lock_exclusive()
+        .map_err(|e| tuna_core::Error::io(&path, e))?;
+    if !free {
+        return Err(busy(dir));
+    }
+    Ok(file)
+}
+
+/// Whether another process is writing the run in `dir` now (its marker is locked).
+pub fn in_use(dir: &Path) -> bool {
+    use fs4::fs_std::FileExt;
+    std::fs::File::open(dir.join(MARKER)).is_ok_and(|f| matches!(f.try_lock_exclusive(), Ok(false)))
+}
+
+/// The error for a folder that a running tuna is writing.
+pub fn busy(dir: &Path) -> Error {
+    Error::Invalid(format!(
+        "{} is being written by another tuna run that is still going: wait for it to end, \
+         or choose another --out",
+        dir.display()
+    ))
+}
+
 /// Why `dir` is tuna's to replace, or none when it is not.
 pub fn owned_because(dir: &Path) -> Option<&'static str> {
     if dir.join(MARKER).is_file() {

@@ -211,3 +211,48 @@ fn resuming_with_other_settings_is_refused_before_any_weight_is_read() {
     assert!(err.contains("made with other settings"), "{err}");
     ok(&tuna(d, &with(&args, &["--resume", "--json"])));
 }
+
+#[test]
+fn a_second_run_given_the_same_out_leaves_the_running_one_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
+    write_sms(&d.join("sms.tsv"), 30);
+    let args = [
+        "train",
+        "--method",
+        "lora",
+        "--model",
+        "model",
+        "--data",
+        "sms.tsv",
+        "--out",
+        "r",
+        "--train-batch",
+        "8",
+        "--checkpoint-every",
+        "2",
+    ];
+    let mut first = common::crash::halt_at_step(d, &args, 4);
+    let state = d.join("r.partial/checkpoint/state.json");
+    let before = std::fs::read(&state).unwrap();
+    // A fresh run and a resume, while the first one still writes r.partial: both refused.
+    for extra in [&[][..], &["--resume"][..]] {
+        let out = tuna(d, &with(&args, extra));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} ran beside the first run");
+        assert!(err.contains("still going"), "{extra:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the first run's checkpoint changed"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once it is gone, its unfinished run resumes.
+    ok(&tuna(d, &with(&args, &["--resume", "--json"])));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("r/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["resumed_at_step"], 4, "{m}");
+}

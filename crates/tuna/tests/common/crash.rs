@@ -5,13 +5,22 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `tuna args` in `dir` until it completes optimiser step `step` (the hook
 /// `TUNA_TEST_HALT_AT_STEP` holds it there), then kills it with SIGKILL. Panics if it ends by
 /// itself first.
 pub fn kill_at_step(dir: &Path, args: &[&str], step: usize) {
+    let mut child = halt_at_step(dir, args, step);
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{status}");
+}
+
+/// Starts `tuna args` in `dir` and returns it, still running, once it stands at optimiser step
+/// `step`. Panics if it ends by itself first.
+pub fn halt_at_step(dir: &Path, args: &[&str], step: usize) -> Child {
     let signal = dir.join(format!("halted-{step}"));
     let _ = std::fs::remove_file(&signal);
     let log = dir.join(format!("killed-at-{step}.log"));
@@ -40,9 +49,7 @@ pub fn kill_at_step(dir: &Path, args: &[&str], step: usize) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "{status}");
+    child
 }
 
 /// Keys of metrics.json that measure time or memory, or say the run was resumed.
