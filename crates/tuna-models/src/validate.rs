@@ -77,12 +77,14 @@ impl<'a> Problems<'a> {
         }
     }
 
-    /// `field` must be at least 1.
-    fn positive(&mut self, hf: &str, value: usize) {
-        if value == 0 {
-            let f = self.src.field(hf);
-            self.found
-                .push(format!("`{f}` is 0; it must be at least 1"));
+    /// Every field (Hugging Face name and value) must be at least 1.
+    fn all_positive(&mut self, fields: &[(&str, usize)]) {
+        for &(hf, value) in fields {
+            if value == 0 {
+                let f = self.src.field(hf);
+                self.found
+                    .push(format!("`{f}` is 0; it must be at least 1"));
+            }
         }
     }
 
@@ -157,12 +159,14 @@ pub fn check_bert(
     tokenizer_vocab: usize,
 ) -> Result<()> {
     let mut p = Problems::new(src);
-    p.positive("vocab_size", cfg.vocab_size);
-    p.positive("hidden_size", cfg.hidden_size);
-    p.positive("num_hidden_layers", cfg.num_hidden_layers);
-    p.positive("num_attention_heads", cfg.num_attention_heads);
-    p.positive("intermediate_size", cfg.intermediate_size);
-    p.positive("max_position_embeddings", cfg.max_position_embeddings);
+    p.all_positive(&[
+        ("vocab_size", cfg.vocab_size),
+        ("hidden_size", cfg.hidden_size),
+        ("num_hidden_layers", cfg.num_hidden_layers),
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("intermediate_size", cfg.intermediate_size),
+        ("max_position_embeddings", cfg.max_position_embeddings),
+    ]);
     p.positive_f64("layer_norm_eps", cfg.layer_norm_eps);
     p.divides(
         ("num_attention_heads", cfg.num_attention_heads),
@@ -193,13 +197,15 @@ pub fn check_llama(
     tokenizer_vocab: usize,
 ) -> Result<()> {
     let mut p = Problems::new(src);
-    p.positive("vocab_size", cfg.vocab_size);
-    p.positive("hidden_size", cfg.hidden_size);
-    p.positive("num_hidden_layers", cfg.num_hidden_layers);
-    p.positive("num_attention_heads", cfg.num_attention_heads);
-    p.positive("num_key_value_heads", cfg.kv_heads());
-    p.positive("intermediate_size", cfg.intermediate_size);
-    p.positive("max_position_embeddings", cfg.max_position_embeddings);
+    p.all_positive(&[
+        ("vocab_size", cfg.vocab_size),
+        ("hidden_size", cfg.hidden_size),
+        ("num_hidden_layers", cfg.num_hidden_layers),
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("num_key_value_heads", cfg.kv_heads()),
+        ("intermediate_size", cfg.intermediate_size),
+        ("max_position_embeddings", cfg.max_position_embeddings),
+    ]);
     p.positive_f64("rms_norm_eps", cfg.rms_norm_eps);
     p.positive_f64("rope_theta", cfg.rope_theta);
     p.divides(
@@ -208,7 +214,7 @@ pub fn check_llama(
         "each key/value head serves a whole group of query heads",
     );
     match cfg.head_dim {
-        Some(d) => p.positive("head_dim", d),
+        Some(d) => p.all_positive(&[("head_dim", d)]),
         None => p.divides(
             ("num_attention_heads", cfg.num_attention_heads),
             ("hidden_size", cfg.hidden_size),

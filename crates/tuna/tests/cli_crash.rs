@@ -35,6 +35,13 @@ fn with<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
     head.iter().chain(tail).copied().collect()
 }
 
+/// An RLHF stage's command (`cmd`) on the tiny Llama and `data`, with dropout in its LoRA,
+/// then `extra`, then the tiny-run flags.
+fn stage<'a>(cmd: &[&'a str], data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let common = ["-m", "lm", "-d", data, "--lora-dropout", "0.1"];
+    with(&with(&with(cmd, &common), extra), &RLHF)
+}
+
 #[test]
 fn classification_resumes_bit_for_bit_after_kills() {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,21 +79,13 @@ fn classification_resumes_bit_for_bit_after_kills() {
 fn sft_resumes_bit_for_bit_after_kills() {
     let tmp = rlhf_setup();
     let d = tmp.path();
-    let head = [
-        "sft",
-        "-m",
-        "lm",
-        "-d",
+    let args = stage(
+        &["sft"],
         "inst.json",
-        "--lora-dropout",
-        "0.1",
-        "--samples",
-        "1",
-        "--max-new-tokens",
-        "3",
-    ];
+        &["--samples", "1", "--max-new-tokens", "3"],
+    );
     // Step 1: before the first checkpoint (the resume starts over); step 5: second epoch.
-    let m = crash_and_compare(d, &with(&head, &RLHF), &[(1, None), (5, Some(4))]);
+    let m = crash_and_compare(d, &args, &[(1, None), (5, Some(4))]);
     assert_eq!(m["report"]["steps"], 6, "{m}");
 }
 
@@ -94,17 +93,8 @@ fn sft_resumes_bit_for_bit_after_kills() {
 fn reward_model_resumes_bit_for_bit_after_kills() {
     let tmp = rlhf_setup();
     let d = tmp.path();
-    let head = [
-        "reward",
-        "train",
-        "-m",
-        "lm",
-        "-d",
-        "pairs.jsonl",
-        "--lora-dropout",
-        "0.1",
-    ];
-    let m = crash_and_compare(d, &with(&head, &RLHF), &[(2, Some(2)), (4, Some(4))]);
+    let args = stage(&["reward", "train"], "pairs.jsonl", &[]);
+    let m = crash_and_compare(d, &args, &[(2, Some(2)), (4, Some(4))]);
     assert_eq!(m["report"]["steps"], 6, "{m}");
 }
 
@@ -112,17 +102,9 @@ fn reward_model_resumes_bit_for_bit_after_kills() {
 fn dpo_resumes_bit_for_bit_after_kills() {
     let tmp = rlhf_setup();
     let d = tmp.path();
-    let head = [
-        "dpo",
-        "-m",
-        "lm",
-        "-d",
-        "pairs.jsonl",
-        "--lora-dropout",
-        "0.1",
-    ];
+    let args = stage(&["dpo"], "pairs.jsonl", &[]);
     // Step 3 ends the first epoch: killed before its evaluation and checkpoint.
-    let m = crash_and_compare(d, &with(&head, &RLHF), &[(3, Some(2)), (5, Some(4))]);
+    let m = crash_and_compare(d, &args, &[(3, Some(2)), (5, Some(4))]);
     assert_eq!(m["report"]["steps"], 6, "{m}");
 }
 

@@ -6,6 +6,7 @@ use std::process::Output;
 use tuna_models::testing::write_tiny_bert;
 
 mod common;
+use common::data::write_sms;
 use common::last_json;
 
 /// Runs tuna and asserts it succeeded.
@@ -19,31 +20,12 @@ fn tuna(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-fn write_data(path: &Path) {
-    let spam = [
-        "free cash prize now !",
-        "win a free prize , call now",
-        "cash prize ! text stop",
-    ];
-    let ham = [
-        "hi how are you ?",
-        "see you later",
-        "love the film , it was fun",
-    ];
-    let mut s = String::new();
-    for i in 0..30 {
-        s.push_str(&format!("spam\t{}\n", spam[i % 3]));
-        s.push_str(&format!("ham\t{}\n", ham[i % 3]));
-    }
-    std::fs::write(path, s).unwrap();
-}
-
 #[test]
 fn lora_run_predicts_merges_and_compare_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
-    write_data(&d.join("sms.tsv"));
+    write_sms(&d.join("sms.tsv"), 30);
     let common = [
         "--model", "model", "--data", "sms.tsv", "--epochs", "2", "--lr", "0.01",
     ];
@@ -117,7 +99,7 @@ fn dora_and_ia3_runs_save_peft_adapters_predict_and_merge() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
-    write_data(&d.join("sms.tsv"));
+    write_sms(&d.join("sms.tsv"), 30);
     // Tiny BERT: hidden 32, intermediate 64 (`tuna_models::testing`), 2 layers.
     for (method, peft_type, trainable) in [
         ("dora", "LORA", 2 * 2 * (8 * (32 + 32) + 32) + 32 * 2 + 2),
@@ -171,7 +153,7 @@ fn head_learns_its_pooling_and_fixed_embeddings_refuse_it() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     write_tiny_bert(&d.join("model"), "bert", 5).unwrap();
-    write_data(&d.join("sms.tsv"));
+    write_sms(&d.join("sms.tsv"), 30);
     let data = ["--model", "model", "--data", "sms.tsv"];
     let mut args = vec!["--json", "train", "--method", "head", "--out", "head"];
     args.extend(data);
