@@ -5,6 +5,7 @@
 //! touching model files.
 
 pub mod activation;
+pub mod adamw_op;
 pub mod attention;
 pub mod attention_op;
 pub mod delta;

@@ -10,7 +10,7 @@ use tuna_core::Rng;
 use tuna_models::load_model;
 use tuna_models::tokenizer::pad_batch;
 use tuna_nn::dropout::TrainScope;
-use tuna_train::finetune::adamw::{clip_grad_norm, AdamW};
+use tuna_train::finetune::adamw::AdamW;
 use tuna_train::finetune::params::{trainable_names, Params};
 use tuna_train::finetune::{HeadConfig, TaskModel};
 
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _scope = TrainScope::new(step as u64);
         let loss = candle_nn::loss::cross_entropy(&tm.logits(&b)?, &gold)?;
         let g = loss.backward()?;
-        let mut grads: Vec<Tensor> = params
+        let grads: Vec<Tensor> = params
             .list
             .iter()
             .map(|p| {
@@ -60,8 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map_or_else(|| p.var.as_tensor().zeros_like(), Ok)
             })
             .collect::<candle_core::Result<_>>()?;
-        clip_grad_norm(&mut grads, 1.0)?;
-        opt.step(&params.list, &grads, 1e-4, 0.01)?;
+        opt.clipped_step(&params.list, &grads, 1.0, 1e-4, 0.01)?;
         if step >= warmup {
             times.push(t0.elapsed().as_secs_f64());
         }

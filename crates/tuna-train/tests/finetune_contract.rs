@@ -386,6 +386,7 @@ fn resume_after_a_kill_ends_like_an_uninterrupted_run() {
         w.path("checkpoint").join("state.json").exists(),
         "no checkpoint left behind"
     );
+    drop(w); // the killed process's lock on its run goes with it
     let w = RunWriter::reopen(&dir_b, false).unwrap();
     let (tm_b, res_b) = finetune(load(), &task, &cfg, &w, true, &Silent).unwrap();
     assert_eq!(res_b.outcome.resumed_at, Some(8));

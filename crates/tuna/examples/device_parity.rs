@@ -20,7 +20,7 @@ use tuna_models::tokenizer::pad_batch;
 use tuna_models::{load_model, Model};
 use tuna_nn::dropout::TrainScope;
 use tuna_nn::Pooling;
-use tuna_train::finetune::adamw::{clip_grad_norm, AdamW};
+use tuna_train::finetune::adamw::AdamW;
 use tuna_train::finetune::params::{trainable_names, Params};
 use tuna_train::finetune::{HeadConfig, TaskModel};
 
@@ -180,7 +180,7 @@ impl Step {
         let _scope = TrainScope::new(step);
         let loss = candle_nn::loss::cross_entropy(&self.tm.logits(&self.ids)?, &self.gold)?;
         let g = loss.backward()?;
-        let mut grads: Vec<Tensor> = self
+        let grads: Vec<Tensor> = self
             .params
             .list
             .iter()
@@ -190,8 +190,8 @@ impl Step {
                     .map_or_else(|| p.var.as_tensor().zeros_like(), Ok)
             })
             .collect::<candle_core::Result<_>>()?;
-        clip_grad_norm(&mut grads, 1.0)?;
-        self.opt.step(&self.params.list, &grads, 1e-4, 0.01)?;
+        self.opt
+            .clipped_step(&self.params.list, &grads, 1.0, 1e-4, 0.01)?;
         let loss = loss.to_scalar::<f32>()?;
         Ok(loss)
     }

@@ -4,7 +4,7 @@
 
 use super::accumulate::GradAccumulator;
 use super::state::LoopState;
-use crate::finetune::adamw::{clip_grad_norm, AdamW};
+use crate::finetune::adamw::AdamW;
 use crate::finetune::checkpoint;
 use crate::finetune::config::{lr_at, TrainConfig};
 use crate::finetune::params::Params;
@@ -73,13 +73,17 @@ impl Optimizer {
     /// One AdamW step with the accumulated gradients at the schedule's learning rate for the
     /// next step; returns (learning rate, gradient norm before clipping).
     pub fn step(&mut self) -> Result<(f64, f64)> {
-        let Some(mut grads) = self.acc.take() else {
+        let Some(grads) = self.acc.take() else {
             return Err(Error::Invalid("optimiser step without gradients".into()));
         };
-        let norm = clip_grad_norm(&mut grads, self.cfg.clip)?;
         let lr = self.lr_at(self.adam.t);
-        self.adam
-            .step(&self.params.list, &grads, lr, self.cfg.weight_decay)?;
+        let norm = self.adam.clipped_step(
+            &self.params.list,
+            &grads,
+            self.cfg.clip,
+            lr,
+            self.cfg.weight_decay,
+        )?;
         Ok((lr, norm))
     }
 
