@@ -10,6 +10,7 @@
 //! gradients in place. Inputs may be strided views (heads split without a copy), and key/value
 //! heads may be fewer than query heads (grouped-query attention without repeating them).
 
+use crate::fast_exp::{softmax_rows, Simd};
 use crate::product::{cpu, cpu_parts, product_to, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -194,6 +195,8 @@ struct Attention {
     mask: Option<Arc<MaskRows>>,
     /// Which of q, k, v need a gradient.
     need: [bool; 3],
+    /// The softmax kernel's instruction set.
+    simd: Simd,
 }
 
 impl Attention {
@@ -220,6 +223,7 @@ impl Attention {
             rep: h / hk,
             mask,
             need: [q.track_op(), k.track_op(), v.track_op()],
+            simd: Simd::detect(),
         })
     }
 
@@ -234,21 +238,14 @@ impl Attention {
             self.scale,
             false,
         )?;
-        for (i, row) in p.chunks_mut(tk).enumerate() {
-            if let Some(m) = &self.mask {
+        if let Some(m) = &self.mask {
+            for (i, row) in p.chunks_mut(tk).enumerate() {
                 row.iter_mut()
                     .zip(m.row(b, h, i, tk))
                     .for_each(|(s, m)| *s += m);
             }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for s in row.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|s| *s *= inv);
         }
+        softmax_rows(p, tk, self.simd);
         Ok(())
     }
 }

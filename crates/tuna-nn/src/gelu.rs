@@ -2,28 +2,15 @@
 //!
 //! candle's `gelu_erf` calls scalar `erff` per element, which made it a fifth of MiniLM's
 //! inference time. Here erf is Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7) with a
-//! branch-free exp, so the loops vectorise; on x86-64 with AVX2+FMA a copy compiled for those is
+//! branch-free exp, so the loops vectorise; on x86-64 the copy compiled for AVX-512 or AVX2+FMA is
 //! chosen at run time. Non-CPU devices and other dtypes fall back to candle's `gelu_erf`.
 
+use crate::fast_exp::{dispatch, exp_neg, Simd};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1 / sqrt(2 pi)
 const INV_SQRT_2PI: f32 = 0.398_942_3;
-
-/// exp(x) for x <= 0 down to -87, branch-free: 2^n * p(r) with Cody-Waite reduction.
-#[inline(always)]
-fn exp_neg(x: f32) -> f32 {
-    let x = x.max(-87.0);
-    // Round x / ln 2 to the nearest integer with the 1.5 * 2^23 trick (no libm call).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67 + r * (0.041_666_5 + r * (0.008_333_5 + r * 0.001_388_9)))));
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
-}
 
 /// erf(z) for any z (A&S 7.1.26 on |z|, sign restored).
 #[inline(always)]
@@ -54,61 +41,26 @@ fn gelu_bwd_loop(x: &[f32], g: &[f32], out: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_fwd_avx2(x: &[f32], out: &mut [f32]) {
-    gelu_fwd_loop(x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_bwd_avx2(x: &[f32], g: &[f32], out: &mut [f32]) {
-    gelu_bwd_loop(x, g, out)
-}
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 14;
 
 fn gelu_fwd(x: &[f32], out: &mut [f32]) {
     use rayon::prelude::*;
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the CPU supports AVX2 and FMA (checked by `has_avx2`).
-                return unsafe { gelu_fwd_avx2(x, o) };
-            }
-            let _ = avx2;
-            gelu_fwd_loop(x, o)
-        });
+        .for_each(|(o, x)| dispatch!(simd, (), |x: &[f32], o: &mut [f32]| gelu_fwd_loop(x, o)));
 }
 
 fn gelu_bwd(x: &[f32], g: &[f32], out: &mut [f32]) {
     use rayon::prelude::*;
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|(o, (x, g))| {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the CPU supports AVX2 and FMA (checked by `has_avx2`).
-                return unsafe { gelu_bwd_avx2(x, g, o) };
-            }
-            let _ = avx2;
-            gelu_bwd_loop(x, g, o)
+            dispatch!(simd, (), |x: &[f32], g: &[f32], o: &mut [f32]| {
+                gelu_bwd_loop(x, g, o)
+            })
         });
 }
 

@@ -11,6 +11,7 @@ pub mod attention_op;
 pub mod delta;
 pub mod dropout;
 pub mod fallback;
+pub mod fast_exp;
 pub mod gelu;
 pub mod hook;
 pub mod init;

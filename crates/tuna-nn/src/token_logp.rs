@@ -11,6 +11,7 @@
 //! (full finetuning, a tied embedding) needs `p` again: the backward recomputes each chunk's
 //! logits for it.
 
+use crate::fast_exp::{exp_shifted, Simd};
 use crate::product::{cpu, cpu_parts, product_to, Mat};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -78,20 +79,12 @@ struct TokenLogp {
 /// One chunk's logits in `z` (rows x V, row-major), turned in place into the probabilities;
 /// returns each row's (log p of its target, entropy).
 fn reduce_rows(z: &mut [f32], v: usize, targets: &[u32], entropy: bool) -> Vec<(f32, f32)> {
+    let simd = Simd::detect();
     z.chunks_mut(v)
         .zip(targets)
         .map(|(row, &t)| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let target = row[t as usize];
-            let (mut sum, mut weighted) = (0f32, 0f32);
-            for s in row.iter_mut() {
-                let e = (*s - max).exp();
-                if entropy {
-                    weighted += e * *s;
-                }
-                *s = e;
-                sum += e;
-            }
+            let (max, sum, weighted) = exp_shifted(row, simd);
             let inv = 1.0 / sum;
             row.iter_mut().for_each(|s| *s *= inv);
             let lse = max + sum.ln();

@@ -7,6 +7,7 @@
 //! on thread scheduling. Only contiguous f32 on the CPU takes these kernels; [`crate::ops`]
 //! falls back to differentiable tensor ops elsewhere.
 
+use crate::fast_exp::{softmax_rows, Simd};
 use crate::gelu::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -36,21 +37,10 @@ impl CustomOp1 for Softmax {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, self.name())?;
         let d = last_dim(l);
-        let mut out = vec![0f32; x.len()];
+        let mut out = x.to_vec();
+        let simd = Simd::detect();
         out.par_chunks_mut(d * ROWS)
-            .zip(x.par_chunks(d * ROWS))
-            .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
-                    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = (v - m).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    o.iter_mut().for_each(|v| *v *= inv);
-                }
-            });
+            .for_each(|o| softmax_rows(o, d, simd));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
