@@ -4,11 +4,15 @@
 //! A chat template is code written by the model's author and runs on every prompt, so one
 //! rendering has a budget: [`TEMPLATE_FUEL`] template instructions (minijinja's fuel) and
 //! [`output_limit`] bytes of output. A template that spends either stops with an error that
-//! names where it came from, instead of spinning forever or filling the memory.
+//! names where it came from, instead of spinning forever or filling the memory. Values a
+//! template builds (a string doubled in a loop) are capped at [`TEMPLATE_MEMORY`] bytes: past
+//! it `tuna` stops with a message naming the template (see `tuna_core::memory_cap`; an
+//! allocation failure cannot become an error in Rust).
 
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use tuna_core::memory_cap::with_memory_cap;
 use tuna_core::{Error, Result};
 use tuna_models::TextTokenizer;
 
@@ -32,6 +36,9 @@ impl Message {
 /// Template instructions one rendering may execute. A real template spends a few dozen per
 /// message (SmolLM2's: about 30), so this is hundreds of thousands of messages.
 pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Most bytes one rendering may allocate beyond its output budget: 1 GiB.
+pub const TEMPLATE_MEMORY: usize = 1 << 30;
 
 /// Most bytes one rendering may write: 1 MiB plus 8 times the messages' text, which leaves room
 /// for any system prompt and markup a template adds around the messages.
@@ -133,7 +140,16 @@ impl ChatTemplate {
             bos_token => self.bos,
             eos_token => self.eos,
         };
-        match tmpl.render_captured_to(ctx, &mut out) {
+        let stop = format!(
+            "{} built values past its memory cap while rendering {} messages; the template is \
+             code from the model's files: fix it there, or use plain prompts instead of chat",
+            self.origin,
+            messages.len()
+        );
+        let rendered = with_memory_cap(TEMPLATE_MEMORY + 2 * limit, &stop, || {
+            tmpl.render_captured_to(ctx, &mut out)
+        });
+        match rendered {
             Ok(_) => String::from_utf8(out.text)
                 .map_err(|_| Error::Invalid(format!("{} wrote invalid UTF-8", self.origin))),
             Err(e) => Err(self.render_error(&e, messages.len(), limit)),

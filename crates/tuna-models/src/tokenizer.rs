@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor};
 use std::path::Path;
 use tokenizers::Tokenizer;
-use tuna_core::{Error, Result};
+use tuna_core::{contain, Error, Result};
 
 /// A tokenizer with the special-token facts a model needs.
 #[derive(Clone)]
@@ -61,9 +61,20 @@ impl TextTokenizer {
     }
 
     /// Loads `tokenizer.json` from a model directory.
+    ///
+    /// The `tokenizers` library panics on some malformed files (while reading them, or at the
+    /// first text); both become an error naming the file, checked here on a probe text.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::bad_file(path, format!("cannot load tokenizer: {e}")))?;
+        let bad = |e: String| Error::bad_file(path, format!("cannot load tokenizer: {e}"));
+        let inner = contain(|| Tokenizer::from_file(path))
+            .map_err(bad)?
+            .map_err(|e| bad(e.to_string()))?;
+        contain(|| {
+            let _ = inner.encode_fast("a b", true);
+            let _ = inner.encode("a b", false);
+            let _ = inner.decode(&[0, 1], true);
+        })
+        .map_err(|e| bad(format!("it fails on a probe text: {e}")))?;
         let pad = inner.get_padding().map(|p| p.pad_id);
         let mut t = Self::new(inner, None, None);
         if let Some(p) = pad {
@@ -134,10 +145,7 @@ impl TextTokenizer {
 
     /// [`Self::encode`], and whether the text was longer than `max_len` and cut.
     pub fn encode_cut(&self, text: &str, max_len: usize) -> Result<(Vec<u32>, bool)> {
-        let enc = self
-            .inner
-            .encode_fast(text, true)
-            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        let enc = guarded(|| self.inner.encode_fast(text, true), "tokenize text")?;
         let mut ids = Vec::with_capacity(enc.len() + 1);
         if self.add_bos {
             if let Some(b) = self.bos_id {
@@ -154,20 +162,14 @@ impl TextTokenizer {
 
     /// Token ids of a text exactly as written, with no special tokens added.
     pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        let enc = guarded(|| self.inner.encode_fast(text, false), "tokenize text")?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Byte spans of the tokens of `text` as written (no special tokens, no truncation), in
     /// order; tokens that cover no text are left out.
     pub fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| Error::Invalid(format!("cannot tokenize text: {e}")))?;
+        let enc = guarded(|| self.inner.encode(text, false), "tokenize text")?;
         Ok(enc
             .get_offsets()
             .iter()
@@ -178,9 +180,18 @@ impl TextTokenizer {
 
     /// Decodes ids back to text.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| Error::Invalid(format!("cannot decode ids: {e}")))
+        guarded(|| self.inner.decode(ids, skip_special), "decode ids")
+    }
+}
+
+/// A call into the `tokenizers` library, its errors and panics as errors ("cannot {what}").
+fn guarded<T>(f: impl FnOnce() -> tokenizers::Result<T>, what: &str) -> Result<T> {
+    match contain(f) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::Invalid(format!("cannot {what}: {e}"))),
+        Err(panic) => Err(Error::Invalid(format!(
+            "cannot {what}: the tokenizer failed ({panic})"
+        ))),
     }
 }
 

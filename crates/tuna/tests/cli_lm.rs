@@ -203,6 +203,42 @@ fn compare_runs_icl_beside_the_training_methods() {
 }
 
 #[test]
+fn a_chat_template_that_doubles_a_value_stops_at_its_memory_cap() {
+    let tmp = setup();
+    let d = tmp.path();
+    // 40 doublings: 2^41 bytes within 200 instructions. Before the cap tuna took the machine's
+    // memory and was killed; now it stops at 1 GiB with a message naming the file.
+    let bombs = [
+        "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+        "{% macro m(s, n) %}{{ m(s ~ s, n + 1) if n < 60 else s|length }}{% endmacro %}{{ m('ab', 0) }}",
+    ];
+    for template in bombs {
+        let config = serde_json::json!({ "chat_template": template });
+        std::fs::write(d.join("lm/tokenizer_config.json"), config.to_string()).unwrap();
+        let start = std::time::Instant::now();
+        let out = tuna(
+            d,
+            &[
+                "generate",
+                "-m",
+                "lm",
+                "--chat",
+                "--max-new-tokens",
+                "2",
+                "hi",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(70), "{err}");
+        assert!(
+            err.contains("tokenizer_config.json") && err.contains("memory cap: "),
+            "{err}"
+        );
+        assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
+    }
+}
+
+#[test]
 fn a_runaway_chat_template_stops_with_an_error_naming_its_file() {
     let tmp = setup();
     let d = tmp.path();
