@@ -3,11 +3,19 @@
 use crate::ops;
 use candle_core::{DType, Device, Result, Tensor};
 
-/// Precomputed cos/sin tables for positions `0..max_positions`.
+/// Positions whose cos/sin rows are computed once at load; longer sequences compute the rows
+/// they need when they run. A model's `max_position_embeddings` comes from its (untrusted)
+/// config, so it never sizes an allocation by itself.
+const TABLE_POSITIONS: usize = 8192;
+
+/// Cos/sin tables for positions `0..max_positions` (the first [`TABLE_POSITIONS`] precomputed).
 #[derive(Debug, Clone)]
 pub struct Rotary {
+    /// (1, D/2) inverse frequencies.
+    inv_freq: Tensor,
     cos: Tensor,
     sin: Tensor,
+    max_positions: usize,
 }
 
 impl Rotary {
@@ -17,21 +25,27 @@ impl Rotary {
             .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
             .collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), dev)?;
-        let pos = Tensor::arange(0u32, max_positions as u32, dev)?
-            .to_dtype(DType::F32)?
-            .reshape((max_positions, 1))?;
-        let freqs = pos.broadcast_mul(&inv_freq)?; // (T, D/2)
+        let table = max_positions.min(TABLE_POSITIONS);
+        let pos = Tensor::arange(0u32, table as u32, dev)?;
+        let (cos, sin) = angles(&inv_freq, &pos)?;
         Ok(Self {
-            cos: freqs.cos()?,
-            sin: freqs.sin()?,
+            inv_freq,
+            cos,
+            sin,
+            max_positions,
         })
     }
 
     /// Rotates `x` (B, H, T, D) as positions `offset..offset + T`.
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let t = x.dim(2)?;
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
+        if offset + t <= self.cos.dim(0)? {
+            let cos = self.cos.narrow(0, offset, t)?;
+            let sin = self.sin.narrow(0, offset, t)?;
+            return ops::rope(x, &cos, &sin);
+        }
+        let pos = Tensor::arange(offset as u32, (offset + t) as u32, x.device())?;
+        let (cos, sin) = angles(&self.inv_freq, &pos)?;
         ops::rope(x, &cos, &sin)
     }
 
@@ -40,15 +54,33 @@ impl Rotary {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
         let half = self.cos.dim(1)?;
-        let cos = self.cos.index_select(&flat, 0)?.reshape((b, t, half))?;
-        let sin = self.sin.index_select(&flat, 0)?.reshape((b, t, half))?;
-        ops::rope(x, &cos, &sin)
+        let in_table = match flat.elem_count() {
+            0 => true,
+            _ => (flat.max(0)?.to_scalar::<u32>()? as usize) < self.cos.dim(0)?,
+        };
+        let (cos, sin) = if in_table {
+            (
+                self.cos.index_select(&flat, 0)?,
+                self.sin.index_select(&flat, 0)?,
+            )
+        } else {
+            angles(&self.inv_freq, &flat)?
+        };
+        ops::rope(x, &cos.reshape((b, t, half))?, &sin.reshape((b, t, half))?)
     }
 
-    /// Largest number of positions the tables cover.
+    /// Largest number of positions the model takes.
     pub fn max_positions(&self) -> usize {
-        self.cos.dims()[0]
+        self.max_positions
     }
+}
+
+/// Cos and sin of `positions` (N,) u32 times `inv_freq` (1, D/2): two (N, D/2) tensors.
+fn angles(inv_freq: &Tensor, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+    let n = positions.dim(0)?;
+    let pos = positions.to_dtype(DType::F32)?.reshape((n, 1))?;
+    let freqs = pos.broadcast_mul(inv_freq)?; // (N, D/2)
+    Ok((freqs.cos()?, freqs.sin()?))
 }
 
 #[cfg(test)]
@@ -87,6 +119,34 @@ mod tests {
         let want = Tensor::cat(&[row0, row1], 0)?;
         let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn positions_past_the_table_match_a_full_table() -> Result<()> {
+        let dev = Device::Cpu;
+        let big = TABLE_POSITIONS + 16;
+        let lazy = Rotary::new(8, big, 10000.0, &dev)?;
+        assert_eq!(lazy.max_positions(), big);
+        assert_eq!(lazy.cos.dim(0)?, TABLE_POSITIONS);
+        let pos = Tensor::arange(0u32, big as u32, &dev)?;
+        let (cos, sin) = angles(&lazy.inv_freq, &pos)?;
+        let x = Tensor::arange(0f32, 48., &dev)?.reshape((1, 2, 3, 8))?;
+        let offset = TABLE_POSITIONS - 1;
+        let want = ops::rope(&x, &cos.narrow(0, offset, 3)?, &sin.narrow(0, offset, 3)?)?;
+        let got = lazy.apply(&x, offset)?;
+        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+        let ids = Tensor::new(&[[offset as u32, offset as u32 + 1, offset as u32 + 2]], &dev)?;
+        let got = lazy.apply_ids(&x.narrow(1, 0, 1)?, &ids)?;
+        let want = want.narrow(1, 0, 1)?;
+        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_huge_context_length_allocates_only_the_table() -> Result<()> {
+        let r = Rotary::new(64, usize::MAX / 2, 10000.0, &Device::Cpu)?;
+        assert_eq!(r.cos.dims(), &[TABLE_POSITIONS, 32]);
         Ok(())
     }
 }
