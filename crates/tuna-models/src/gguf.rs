@@ -71,6 +71,93 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     })
 }
 
+/// Hugging Face key -> GGUF tensor name, the inverse of [`hf_name`]
+/// (`model.layers.3.self_attn.q_proj.weight` -> `blk.3.attn_q.weight`); `None` for keys
+/// llama.cpp has no name for.
+pub fn gguf_key(hf: &str) -> Option<String> {
+    let fixed = [
+        ("model.embed_tokens.weight", "token_embd.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = fixed.iter().find(|(k, _)| *k == hf) {
+        return Some(g.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    layer.parse::<usize>().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    let g = match module {
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{g}.{kind}"))
+}
+
+/// How llama.cpp lays out a Llama-family model: its architecture (which decides whether Q/K
+/// rows are stored permuted) and head counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlamaCppLayout {
+    /// `llama` or `qwen2`.
+    pub arch: String,
+    pub heads: usize,
+    pub kv_heads: usize,
+}
+
+/// The layout of the model at `path` (a GGUF file's metadata, or a directory's `config.json`),
+/// read without loading its weights.
+pub fn llama_cpp_layout(path: &Path) -> Result<LlamaCppLayout> {
+    if path.is_file() {
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let content = Content::read(&mut f)
+            .map_err(|e| Error::bad_file(path, format!("not a readable GGUF file: {e}")))?;
+        let meta = Meta {
+            map: &content.metadata,
+            path,
+        };
+        let arch = meta.string("general.architecture")?;
+        let heads = meta.usize(&format!("{arch}.attention.head_count"))?;
+        let kv_key = format!("{arch}.attention.head_count_kv");
+        let kv_heads = match meta.map.contains_key(&kv_key) {
+            true => meta.usize(&kv_key)?,
+            false => heads,
+        };
+        return Ok(LlamaCppLayout {
+            arch,
+            heads,
+            kv_heads,
+        });
+    }
+    let config = path.join("config.json");
+    let raw: serde_json::Value = tuna_core::fsutil::read_json(&config)?;
+    let arch = match raw.get("model_type").and_then(|v| v.as_str()) {
+        Some("llama" | "mistral") => "llama",
+        Some("qwen2") => "qwen2",
+        other => {
+            return Err(Error::bad_file(
+                &config,
+                format!("model_type {other:?} has no llama.cpp layout (llama, mistral, qwen2 do)"),
+            ))
+        }
+    };
+    let count = |key: &str| raw.get(key).and_then(|v| v.as_u64()).map(|v| v as usize);
+    let heads = count("num_attention_heads")
+        .ok_or_else(|| Error::bad_file(&config, "num_attention_heads missing"))?;
+    Ok(LlamaCppLayout {
+        arch: arch.into(),
+        heads,
+        kv_heads: count("num_key_value_heads").unwrap_or(heads),
+    })
+}
+
 /// GGUF tensor name -> Hugging Face key (`blk.3.attn_q.weight` -> `model.layers.3.self_attn.q_proj.weight`).
 pub fn hf_name(gguf: &str) -> Option<String> {
     let fixed = match gguf {

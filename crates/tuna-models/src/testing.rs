@@ -319,28 +319,7 @@ pub fn write_tiny_llama_gguf_with(
     Ok(())
 }
 
-/// Hugging Face key -> GGUF name (inverse of [`crate::gguf::hf_name`], for writing test files).
+/// Hugging Face key -> GGUF name, for the tiny model's keys (all of which have one).
 fn gguf_name_of(hf: &str) -> String {
-    let fixed = [
-        ("model.embed_tokens.weight", "token_embd.weight"),
-        ("model.norm.weight", "output_norm.weight"),
-    ];
-    if let Some((_, g)) = fixed.iter().find(|(k, _)| *k == hf) {
-        return g.to_string();
-    }
-    let rest = hf.strip_prefix("model.layers.").unwrap_or(hf);
-    let (layer, rest) = rest.split_once('.').unwrap_or(("0", rest));
-    let (module, kind) = rest.rsplit_once('.').unwrap_or((rest, "weight"));
-    let g = match module {
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        "input_layernorm" => "attn_norm",
-        _ => "ffn_norm",
-    };
-    format!("blk.{layer}.{g}.{kind}")
+    crate::gguf::gguf_key(hf).expect("every tiny Llama key has a GGUF name")
 }

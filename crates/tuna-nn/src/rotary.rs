@@ -135,11 +135,20 @@ mod tests {
         let offset = TABLE_POSITIONS - 1;
         let want = ops::rope(&x, &cos.narrow(0, offset, 3)?, &sin.narrow(0, offset, 3)?)?;
         let got = lazy.apply(&x, offset)?;
-        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
-        let ids = Tensor::new(&[[offset as u32, offset as u32 + 1, offset as u32 + 2]], &dev)?;
+        assert_eq!(
+            got.flatten_all()?.to_vec1::<f32>()?,
+            want.flatten_all()?.to_vec1::<f32>()?
+        );
+        let ids = Tensor::new(
+            &[[offset as u32, offset as u32 + 1, offset as u32 + 2]],
+            &dev,
+        )?;
         let got = lazy.apply_ids(&x.narrow(1, 0, 1)?, &ids)?;
         let want = want.narrow(1, 0, 1)?;
-        assert_eq!(got.flatten_all()?.to_vec1::<f32>()?, want.flatten_all()?.to_vec1::<f32>()?);
+        assert_eq!(
+            got.flatten_all()?.to_vec1::<f32>()?,
+            want.flatten_all()?.to_vec1::<f32>()?
+        );
         Ok(())
     }
 

@@ -43,6 +43,8 @@ enum Command {
     Compare(Box<commands::compare::CompareCmd>),
     /// Fold a LoRA run into its base model and write a plain Hugging Face checkpoint.
     Merge(commands::merge::MergeCmd),
+    /// Write a LoRA adapter for other runtimes: a GGUF adapter file llama.cpp loads (--lora).
+    Export(commands::export::ExportCmd),
     /// Label new texts with a finished run.
     Predict(commands::predict::PredictCmd),
     /// Generate text with a causal LM (streamed; several prompts are batched).
@@ -112,6 +114,7 @@ fn main() {
         Command::Info(c) => c.run(&out),
         Command::Compare(c) => c.run(&out),
         Command::Merge(c) => c.run(&out),
+        Command::Export(c) => c.run(&out),
         Command::Generate(c) => c.run(&out),
         Command::Chat(c) => c.run(&out),
         Command::Icl(c) => c.run(&out),

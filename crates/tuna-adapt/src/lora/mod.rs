@@ -1,6 +1,7 @@
 //! LoRA (Hu et al.): a trainable low-rank update `B A * alpha / r` beside chosen frozen linear
 //! layers; PEFT's `LORA` adapter type.
 
+pub mod gguf_export;
 pub mod layer;
 
 use crate::peft::{self, NetShape};

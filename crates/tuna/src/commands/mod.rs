@@ -4,6 +4,7 @@ pub mod ask;
 pub mod compare;
 pub mod dpo;
 pub mod embed;
+pub mod export;
 pub mod finetune;
 pub mod generate;
 pub mod icl;
