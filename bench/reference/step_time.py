@@ -15,6 +15,7 @@ value, via PEFT) and the head. The learning rate is 1e-4 for both.
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -76,7 +77,8 @@ def main():
     print(json.dumps({"method": a.method, "median_step_s": round(statistics.median(times), 4),
                       "steps": a.steps, "threads": a.threads, "batch_size": a.batch_size,
                       "seq_len": a.seq_len, "trainable_params": sum(p.numel() for p in trainable),
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 
 
 if __name__ == "__main__":
