@@ -71,6 +71,9 @@ enum Command {
     Ask(Box<commands::ask::AskCmd>),
     /// Show what a model is: family, size, layers, tokenizer.
     Info(commands::info::InfoCmd),
+    /// Serve a model, its adapters and classification runs over an OpenAI-compatible HTTP
+    /// API (chat, completions, embeddings, models, classify).
+    Serve(Box<commands::serve::ServeCmd>),
 }
 
 fn main() {
@@ -123,6 +126,7 @@ fn main() {
         Command::Ppo(c) => c.run(&out),
         Command::Dpo(c) => c.run(&out),
         Command::Reward(c) => c.run(&out),
+        Command::Serve(c) => c.run(&out),
     };
     if let Err(e) = result {
         out.error(&e);

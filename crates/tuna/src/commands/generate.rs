@@ -81,6 +81,10 @@ pub struct GenerateCmd {
     /// Prompts per batch with --input or several prompts.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
+    /// Generate with this adapter on the model, unmerged: a PEFT adapter folder (LoRA, DoRA,
+    /// IA3, bottleneck) or a run that keeps one in adapter/ (tuna sft, dpo, ppo).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     #[command(flatten)]
     sampling: SamplingArgs,
 }
@@ -107,7 +111,11 @@ impl GenerateCmd {
         if prompts.is_empty() {
             bail!("no prompt: give it as an argument, with --input FILE, or on standard input");
         }
-        let (model, _) = self.model.load()?;
+        let (mut model, _) = self.model.load()?;
+        if let Some(a) = &self.adapter {
+            model = tuna_serve::with_lm_adapter(model, a)
+                .with_context(|| format!("--adapter {}", a.display()))?;
+        }
         let gen = Generator::new(&model)?;
         let cfg = self.sampling.config(&gen)?;
         let template = if self.chat {

@@ -17,5 +17,6 @@ pub mod prompt_search;
 pub mod reward;
 pub mod rlhf;
 pub mod search;
+pub mod serve;
 pub mod sft;
 pub mod train;

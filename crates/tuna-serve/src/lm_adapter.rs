@@ -1,0 +1,72 @@
+//! Adapters of causal LMs, unmerged: a PEFT adapter folder (made by tuna or by PEFT), or a run
+//! directory that keeps one in `adapter/` (`tuna sft`, `tuna dpo`, `tuna ppo`), attached to a
+//! model through tuna-train's PEFT loader. A served adapter's model shares the base model's
+//! weights (candle tensors are reference-counted), so the base is held in memory once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tuna_core::Error;
+use tuna_models::Model;
+use tuna_nn::Pooling;
+use tuna_train::finetune::{apply_peft_adapter, peft, HeadConfig};
+
+/// The PEFT adapter folder of `path`: `path` itself or its `adapter/` folder.
+pub fn adapter_dir(path: &Path) -> Result<PathBuf, Error> {
+    if path.join(peft::CONFIG).exists() {
+        return Ok(path.to_path_buf());
+    }
+    let inner = path.join(tuna_train::finetune::ADAPTER_DIR);
+    if inner.join(peft::CONFIG).exists() {
+        return Ok(inner);
+    }
+    Err(Error::Invalid(format!(
+        "{} holds no adapter ({} not found in it or in its adapter/ folder)",
+        path.display(),
+        peft::CONFIG
+    )))
+}
+
+/// `model` with the adapter of `path` (a PEFT folder or a run with one) attached, unmerged.
+/// Adapters that work at the input (prefix, prompt tuning) are refused: generation does not run
+/// them.
+pub fn with_lm_adapter(model: Model, path: &Path) -> Result<Model, Error> {
+    model.causal_lm()?;
+    let dir = adapter_dir(path)?;
+    let head = HeadConfig {
+        pooling: Pooling::Last,
+        hidden: 0,
+        dropout: 0.0,
+    };
+    let tm = apply_peft_adapter(model, &dir, &head, 1)
+        .map_err(|e| Error::Invalid(format!("loading the adapter {}: {e}", dir.display())))?;
+    if tm.input.is_some() {
+        return Err(Error::Invalid(format!(
+            "{}: {} adapters work at the input and cannot generate here; LoRA, DoRA, IA3 and \
+             bottleneck adapters can",
+            dir.display(),
+            tm.method.label()
+        )));
+    }
+    Ok(tm.model)
+}
+
+/// Makes every tensor of `twin` (a second load of `base`'s files) the same tensor as `base`'s of
+/// that name and shape, so that the copy's memory is freed and both share one set of weights.
+pub fn share_weights(base: &mut Model, twin: &mut Model) -> Result<usize, Error> {
+    let mut held: HashMap<String, candle_core::Tensor> = HashMap::new();
+    base.network.visit(&mut |name, t| {
+        held.insert(name.to_string(), t.clone());
+        Ok(())
+    })?;
+    let mut shared = 0;
+    twin.network.visit(&mut |name, t| {
+        if let Some(b) = held.get(name) {
+            if b.dims() == t.dims() && b.dtype() == t.dtype() {
+                *t = b.clone();
+                shared += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(shared)
+}

@@ -1,0 +1,70 @@
+//! What every handler shares: the served names, the queue to the model, the counters, the
+//! limits and the API key.
+
+use crate::catalog::Catalog;
+use crate::error::ApiError;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::worker::Queue;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// The server's shared state.
+pub struct AppState {
+    pub catalog: Catalog,
+    pub queue: Queue,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub api_key: Option<String>,
+    /// When the server started (Unix seconds): the `created` of every model.
+    pub started: u64,
+    next_id: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(
+        catalog: Catalog,
+        queue: Queue,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        api_key: Option<String>,
+    ) -> Self {
+        Self {
+            catalog,
+            queue,
+            metrics,
+            limits,
+            api_key,
+            started: now(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh response id: `prefix-N`.
+    pub fn id(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.next_id.fetch_add(1, Relaxed))
+    }
+
+    /// The worker's answer, or 504 past the time limit (dropping the receiver, which stops the
+    /// work), or 500 when the worker dropped the job (a panic in the model).
+    pub async fn wait<T>(&self, rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.limits.timeout, rx).await {
+            Err(_) => {
+                self.metrics.cancelled.fetch_add(1, Relaxed);
+                Err(ApiError::timeout(self.limits.timeout.as_secs()))
+            }
+            Ok(Err(_)) => Err(ApiError::internal(
+                "the model failed on this request (see the server's log)",
+            )),
+            Ok(Ok(r)) => r,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

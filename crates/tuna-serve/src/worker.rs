@@ -1,0 +1,241 @@
+//! The model's own thread and the bounded queue that feeds it. Handlers put a job in the queue
+//! (full: 429) and wait for its answer on a channel; the worker runs one job at a time. A
+//! generation stops at its next piece of text once its client is gone (the answer channel
+//! closed) or its time is up.
+
+use crate::engine::{Engine, Prompt, STOPPED};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::request::GenParams;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tuna_lm::Generation;
+use tuna_train::embedder::Embeddings;
+use tuna_train::predict::Prediction;
+
+/// A piece of a streamed answer.
+#[derive(Debug)]
+pub enum Event {
+    /// New text of prompt `index`.
+    Text { index: usize, text: String },
+    /// Prompt `index` is done.
+    Done {
+        index: usize,
+        generation: Generation,
+    },
+    /// The generation failed or was stopped; nothing follows.
+    Error(ApiError),
+}
+
+/// Where a generation's answer goes.
+pub enum Answer {
+    /// All at once, when every prompt is done.
+    Whole(oneshot::Sender<Result<Vec<Generation>, ApiError>>),
+    /// Piece by piece.
+    Stream(mpsc::UnboundedSender<Event>),
+}
+
+/// Work for the model.
+pub enum Job {
+    Generate {
+        model: String,
+        prompts: Vec<Prompt>,
+        params: GenParams,
+        answer: Answer,
+    },
+    Embed {
+        model: String,
+        texts: Vec<String>,
+        answer: oneshot::Sender<Result<(Embeddings, usize), ApiError>>,
+    },
+    Classify {
+        model: String,
+        texts: Vec<String>,
+        answer: oneshot::Sender<Result<(Vec<Prediction>, Vec<String>), ApiError>>,
+    },
+}
+
+/// A job with the time by which it must be done.
+struct Queued {
+    job: Job,
+    deadline: Instant,
+    /// The time limit in seconds, for the message.
+    limit: u64,
+}
+
+/// The sending side of the queue.
+#[derive(Clone)]
+pub struct Queue {
+    tx: mpsc::Sender<Queued>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+    timeout: std::time::Duration,
+}
+
+impl Queue {
+    /// Puts `job` in the queue: 429 when it is full, 503 when the worker is gone.
+    pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        let q = Queued {
+            job,
+            deadline: Instant::now() + self.timeout,
+            limit: self.timeout.as_secs(),
+        };
+        self.metrics.queued.fetch_add(1, Relaxed);
+        self.tx.try_send(q).map_err(|e| {
+            self.metrics.queued.fetch_sub(1, Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => ApiError::queue_full(self.capacity),
+                mpsc::error::TrySendError::Closed(_) => ApiError::unavailable(),
+            }
+        })
+    }
+}
+
+/// Starts the worker thread on `engine`; it ends once every [`Queue`] is dropped and the jobs
+/// already queued are done.
+pub fn start(
+    engine: Engine,
+    capacity: usize,
+    timeout: std::time::Duration,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(Queue, JoinHandle<()>)> {
+    let (tx, mut rx) = mpsc::channel::<Queued>(capacity.max(1));
+    let m = metrics.clone();
+    let handle = std::thread::Builder::new()
+        .name("tuna-model".into())
+        .spawn(move || {
+            while let Some(q) = rx.blocking_recv() {
+                m.queued.fetch_sub(1, Relaxed);
+                m.running.store(1, Relaxed);
+                let ran = catch_unwind(AssertUnwindSafe(|| run(&engine, q, &m)));
+                if ran.is_err() {
+                    tracing::error!("a request panicked in the model; its client got an error");
+                }
+                m.running.store(0, Relaxed);
+            }
+        })?;
+    let queue = Queue {
+        tx,
+        capacity: capacity.max(1),
+        metrics,
+        timeout,
+    };
+    Ok((queue, handle))
+}
+
+fn run(engine: &Engine, q: Queued, m: &Metrics) {
+    let model_error = |e: tuna_core::Error| ApiError::from_model(&e);
+    match q.job {
+        Job::Generate {
+            model,
+            prompts,
+            params,
+            answer,
+        } => generate(
+            engine,
+            &model,
+            &prompts,
+            &params,
+            answer,
+            (q.deadline, q.limit),
+            m,
+        ),
+        Job::Embed {
+            model,
+            texts,
+            answer,
+        } => {
+            if !answer.is_closed() {
+                let _ = answer.send(engine.embed(&model, &texts).map_err(model_error));
+            }
+        }
+        Job::Classify {
+            model,
+            texts,
+            answer,
+        } => {
+            if !answer.is_closed() {
+                let _ = answer.send(engine.classify(&model, &texts).map_err(model_error));
+            }
+        }
+    }
+}
+
+/// Why a generation was stopped early.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Gone,
+    Late,
+}
+
+fn generate(
+    engine: &Engine,
+    model: &str,
+    prompts: &[Prompt],
+    params: &GenParams,
+    answer: Answer,
+    (deadline, limit): (Instant, u64),
+    m: &Metrics,
+) {
+    let mut stop = None;
+    let mut done = Vec::with_capacity(prompts.len());
+    let mut failed = None;
+    for (index, prompt) in prompts.iter().enumerate() {
+        let mut on_text = |text: &str| -> tuna_core::Result<()> {
+            let gone = match &answer {
+                Answer::Whole(tx) => tx.is_closed(),
+                Answer::Stream(tx) => tx
+                    .send(Event::Text {
+                        index,
+                        text: text.into(),
+                    })
+                    .is_err(),
+            };
+            stop = match (gone, Instant::now() > deadline) {
+                (true, _) => Some(Stop::Gone),
+                (false, true) => Some(Stop::Late),
+                _ => None,
+            };
+            match stop {
+                Some(_) => Err(tuna_core::Error::Invalid(STOPPED.into())),
+                None => Ok(()),
+            }
+        };
+        match engine.generate(model, prompt, params, &mut on_text) {
+            Ok(g) => {
+                m.prompt_tokens.fetch_add(g.prompt_tokens as u64, Relaxed);
+                m.generated_tokens.fetch_add(g.tokens.len() as u64, Relaxed);
+                if let Answer::Stream(tx) = &answer {
+                    let _ = tx.send(Event::Done {
+                        index,
+                        generation: g.clone(),
+                    });
+                }
+                done.push(g);
+            }
+            Err(e) => {
+                failed = Some(match stop {
+                    Some(s) => {
+                        m.cancelled.fetch_add(1, Relaxed);
+                        if s == Stop::Gone {
+                            return;
+                        }
+                        ApiError::timeout(limit)
+                    }
+                    None => ApiError::from_model(&e),
+                });
+                break;
+            }
+        }
+    }
+    match (answer, failed) {
+        (Answer::Whole(tx), None) => drop(tx.send(Ok(done))),
+        (Answer::Whole(tx), Some(e)) => drop(tx.send(Err(e))),
+        (Answer::Stream(tx), Some(e)) => drop(tx.send(Event::Error(e))),
+        (Answer::Stream(_), None) => {}
+    }
+}
