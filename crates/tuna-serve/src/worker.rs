@@ -31,6 +31,12 @@ pub enum Event {
     Error(ApiError),
 }
 
+/// Embeddings and the tokens they took.
+pub type Embedded = (Embeddings, usize);
+
+/// Predictions and the run's label names.
+pub type Classified = (Vec<Prediction>, Vec<String>);
+
 /// Where a generation's answer goes.
 pub enum Answer {
     /// All at once, when every prompt is done.
@@ -50,12 +56,12 @@ pub enum Job {
     Embed {
         model: String,
         texts: Vec<String>,
-        answer: oneshot::Sender<Result<(Embeddings, usize), ApiError>>,
+        answer: oneshot::Sender<Result<Embedded, ApiError>>,
     },
     Classify {
         model: String,
         texts: Vec<String>,
-        answer: oneshot::Sender<Result<(Vec<Prediction>, Vec<String>), ApiError>>,
+        answer: oneshot::Sender<Result<Classified, ApiError>>,
     },
 }
 

@@ -67,3 +67,4 @@ pub fn ok(out: &Output) -> serde_json::Value {
 
 pub mod crash;
 pub mod data;
+pub mod server;
