@@ -20,8 +20,19 @@ use std::sync::Mutex;
 /// The op's name in errors.
 const OP: &str = "token log-probabilities";
 
-/// Rows whose logits are formed at once (per thread): 16 x V floats of scratch.
-const CHUNK: usize = 16;
+/// Scratch for one chunk's logits (per thread): at most 32 MiB, and 16 to 128 rows.
+const SCRATCH_BYTES: usize = 32 << 20;
+
+/// Rows whose logits are formed at once, for `n` rows over a vocabulary of `v` on `threads`
+/// threads. Each chunk's product reads (and the matrix library packs) the whole output
+/// weight, so chunks are as large as the scratch allows, and sized so that every thread gets
+/// the same number of them.
+fn chunk_rows(n: usize, v: usize, threads: usize) -> usize {
+    let most = (SCRATCH_BYTES / (v.max(1) * 4)).clamp(16, 128);
+    let threads = threads.max(1);
+    let rounds = n.div_ceil(threads).div_ceil(most).max(1);
+    n.div_ceil(threads * rounds).max(1)
+}
 
 /// True when [`token_logprobs`] can run: CPU f32 `hidden` (N, H) and `weight` (V, H).
 pub fn supported(hidden: &Tensor, weight: &Tensor) -> bool {
@@ -120,18 +131,19 @@ impl CustomOp2 for TokenLogp {
         );
         let ((n, hs), (v, _)) = (h.dims(), w.dims());
         let keep = self.need[0];
+        let chunk = chunk_rows(n, v, rayon::current_num_threads());
         let mut out = vec![0f32; n * 2];
         let mut unit = vec![0f32; if keep { n * hs } else { 0 }];
         let mut units: Vec<&mut [f32]> = match keep {
-            true => unit.chunks_mut(CHUNK * hs).collect(),
-            false => (0..n.div_ceil(CHUNK)).map(|_| Default::default()).collect(),
+            true => unit.chunks_mut(chunk * hs).collect(),
+            false => (0..n.div_ceil(chunk)).map(|_| Default::default()).collect(),
         };
-        out.par_chunks_mut(CHUNK * 2)
+        out.par_chunks_mut(chunk * 2)
             .zip(units.par_iter_mut())
             .enumerate()
             .try_for_each(|(c, (o, u))| -> Result<()> {
                 let rows = o.len() / 2;
-                let at = c * CHUNK;
+                let at = c * chunk;
                 let hc = rows_of(s1, l1, at, rows)?;
                 let mut z = vec![0f32; rows * v];
                 product_to(&mut z, v, hc, w.t(), 1.0, false)?;
@@ -195,16 +207,18 @@ impl TokenLogp {
         let w = Mat::new(cpu(&wt), &wl, self.name())?;
         let (v, hs) = w.dims();
         let n = g.len();
-        let chunks = n.div_ceil(CHUNK);
-        let groups = rayon::current_num_threads().clamp(1, chunks.max(1));
+        let threads = rayon::current_num_threads();
+        let chunk = chunk_rows(n, v, threads);
+        let chunks = n.div_ceil(chunk);
+        let groups = threads.clamp(1, chunks.max(1));
         let per = chunks.div_ceil(groups);
         let sums = (0..groups)
             .into_par_iter()
             .map(|gi| -> Result<Vec<f32>> {
                 let mut acc = vec![0f32; v * hs];
-                let mut z = vec![0f32; CHUNK * v];
+                let mut z = vec![0f32; chunk * v];
                 for c in gi * per..((gi + 1) * per).min(chunks) {
-                    let (at, rows) = (c * CHUNK, CHUNK.min(n - c * CHUNK));
+                    let (at, rows) = (c * chunk, chunk.min(n - c * chunk));
                     let hc = rows_of(cpu(&hid), &hl, at, rows)?;
                     let z = &mut z[..rows * v];
                     product_to(z, v, hc, w.t(), 1.0, false)?;
@@ -264,8 +278,9 @@ mod tests {
     #[test]
     fn values_and_gradients_match_the_composition() -> Result<()> {
         let dev = Device::Cpu;
-        // 37 rows: two full chunks and a partial one; the hidden states are a strided view.
-        let (n, hs, v) = (37, 8, 29);
+        // 301 rows: at least three chunks whatever the threads, one of them shorter; the
+        // hidden states are a strided view.
+        let (n, hs, v) = (301, 8, 29);
         let h = Var::from_tensor(&Tensor::randn(0f32, 1., (hs, n), &dev)?)?;
         let w = Var::from_tensor(&Tensor::randn(0f32, 1., (v, hs), &dev)?)?;
         let t: Vec<u32> = (0..n as u32).map(|i| (i * 7) % v as u32).collect();
@@ -297,5 +312,17 @@ mod tests {
         assert!(err.to_string().contains("targets below 5"), "{err}");
         assert!(token_logprobs(h.as_tensor(), &w, &[0], false).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn chunks_are_as_large_as_the_scratch_allows_and_even_over_threads() {
+        // SmolLM2's vocabulary: 128 rows of logits fit in the scratch.
+        assert_eq!(chunk_rows(384, 49_152, 1), 128);
+        // Two threads: four chunks of 96, two each (not three of 128, one thread idle).
+        assert_eq!(chunk_rows(384, 49_152, 2), 96);
+        assert_eq!(chunk_rows(10, 49_152, 2), 5);
+        // A vocabulary too large for 16 rows in the scratch still gets 16.
+        assert_eq!(chunk_rows(1000, 1 << 20, 1), 16);
+        assert_eq!(chunk_rows(0, 29, 2), 1);
     }
 }
