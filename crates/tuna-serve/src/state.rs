@@ -50,10 +50,8 @@ impl AppState {
     /// work), or 500 when the worker dropped the job (a panic in the model).
     pub async fn wait<T>(&self, rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
         match tokio::time::timeout(self.limits.timeout, rx).await {
-            Err(_) => {
-                self.metrics.cancelled.fetch_add(1, Relaxed);
-                Err(ApiError::timeout(self.limits.timeout.as_secs()))
-            }
+            // The worker counts the cancelled generation when it sees the receiver gone.
+            Err(_) => Err(ApiError::timeout(self.limits.timeout.as_secs())),
             Ok(Err(_)) => Err(ApiError::internal(
                 "the model failed on this request (see the server's log)",
             )),

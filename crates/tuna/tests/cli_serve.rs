@@ -357,9 +357,9 @@ fn a_classification_run_labels_texts() {
     );
 }
 
-/// A streamed completion of many long prompts (long enough to be stopped midway).
+/// A streamed completion of 200 prompts of 100 tokens each, long enough to be stopped midway.
 fn long_job() -> Value {
-    json!({"model": "lm", "prompt": vec!["the film"; 24], "max_tokens": 100, "temperature": 0,
+    json!({"model": "lm", "prompt": vec!["the film"; 200], "max_tokens": 100, "temperature": 0,
         "ignore_eos": true, "stream": true})
 }
 
@@ -425,7 +425,7 @@ fn a_client_that_goes_away_stops_its_generation() {
                 .find_map(|l| l.strip_prefix("tuna_generated_tokens_total "))
                 .and_then(|v| v.parse().ok())
                 .unwrap();
-            assert!(tokens < 24 * 100, "{m}");
+            assert!(tokens < 200 * 100, "{m}");
             break;
         }
         assert!(start.elapsed().as_secs() < 60, "not stopped: {m}");
@@ -497,4 +497,26 @@ fn sigterm_finishes_the_requests_in_flight() {
     assert_eq!(r.json()["choices"].as_array().unwrap().len(), 8);
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_request_past_the_time_limit_is_stopped_and_answered_504() {
+    let tmp = lm_setup();
+    let args = ["-m", "lm", "--timeout", "1", "--max-inputs", "4000"];
+    let s = Server::start(tmp.path(), &args);
+    let mut job = long_job();
+    job["stream"] = json!(false);
+    job["prompt"] = json!(vec!["the film"; 4000]);
+    let start = std::time::Instant::now();
+    let e = error(&s.post("/v1/completions", &job), 504);
+    assert_eq!(e["code"], "timeout");
+    assert!(start.elapsed().as_secs() < 30);
+    // The model thread stopped that generation and answers the next request.
+    let r = s.post(
+        "/v1/completions",
+        &json!({"model": "lm", "prompt": "a", "max_tokens": 2}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = s.call("GET", "/metrics", None, None).body;
+    assert!(m.contains("tuna_cancelled_total 1"), "{m}");
 }

@@ -27,7 +27,7 @@ pub struct ExportCmd {
 
 impl ExportCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        let adapter = adapter_dir(&self.adapter)?;
+        let adapter = tuna_serve::adapter_dir(&self.adapter)?;
         let base = match &self.model {
             Some(m) => m.clone(),
             None => recorded_base(&adapter)?,
@@ -50,22 +50,6 @@ impl ExportCmd {
         );
         Ok(())
     }
-}
-
-/// The PEFT directory: `path` itself, or `path/adapter` for a run.
-fn adapter_dir(path: &Path) -> Result<PathBuf> {
-    if path.join(peft::CONFIG).exists() {
-        return Ok(path.to_path_buf());
-    }
-    let inner = path.join("adapter");
-    if inner.join(peft::CONFIG).exists() {
-        return Ok(inner);
-    }
-    bail!(
-        "{} holds no adapter ({} not found in it or in its adapter/ folder)",
-        path.display(),
-        peft::CONFIG
-    )
 }
 
 /// The base model the adapter's config names, looked up from the adapter's folder when relative.
