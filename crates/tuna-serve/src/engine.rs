@@ -27,7 +27,9 @@ pub enum Prompt {
 struct Served {
     id: String,
     model: Model,
-    template: Option<ChatTemplate>,
+    /// The model's chat template, or why there is none (no template, or one that does not
+    /// compile), for the error of a chat request.
+    template: Result<ChatTemplate, String>,
 }
 
 /// Everything the server runs.
@@ -42,7 +44,7 @@ pub const STOPPED: &str = "generation stopped by the server";
 impl Engine {
     /// The base model (loaded from `path`), served as `name`.
     pub fn new(name: &str, model: Model) -> Self {
-        let template = ChatTemplate::from_tokenizer(&model.tokenizer).ok();
+        let template = chat_template(&model);
         Self {
             models: vec![Served {
                 id: name.into(),
@@ -68,7 +70,7 @@ impl Engine {
         tracing::info!(adapter = name, shared, "adapter shares the base weights");
         let model = with_lm_adapter(twin, adapter)?;
         let id = format!("{}:{name}", base.id);
-        let template = ChatTemplate::from_tokenizer(&model.tokenizer).ok();
+        let template = chat_template(&model);
         self.models.push(Served {
             id,
             model,
@@ -128,10 +130,9 @@ impl Engine {
         let ids = match prompt {
             Prompt::Text(t) => tok.encode(t, usize::MAX)?,
             Prompt::Chat(msgs) => {
-                let t = s.template.as_ref().ok_or_else(|| {
+                let t = s.template.as_ref().map_err(|why| {
                     Error::Invalid(format!(
-                        "`{id}` has no chat template (none in tokenizer_config.json or the GGUF \
-                         metadata): use /v1/completions with a plain prompt"
+                        "`{id}` cannot chat: {why}; use /v1/completions with a plain prompt"
                     ))
                 })?;
                 tok.encode_raw(&t.render(msgs, true)?)?
@@ -182,6 +183,14 @@ impl Engine {
         let preds = p.predict(texts, &Silent).map_err(train_error)?;
         Ok((preds, p.labels.labels().to_vec()))
     }
+}
+
+/// The model's chat template, or why it has none usable (logged once, at start).
+fn chat_template(model: &Model) -> Result<ChatTemplate, String> {
+    ChatTemplate::from_tokenizer(&model.tokenizer).map_err(|e| {
+        tracing::info!(model = %model.info.source.display(), "no chat: {e}");
+        e.to_string()
+    })
 }
 
 /// tuna-train's error as tuna-core's (input errors stay input errors).

@@ -520,3 +520,28 @@ fn a_request_past_the_time_limit_is_stopped_and_answered_504() {
     let m = s.call("GET", "/metrics", None, None).body;
     assert!(m.contains("tuna_cancelled_total 1"), "{m}");
 }
+
+#[test]
+fn a_model_without_a_chat_template_says_so_and_still_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tiny_llama(&tmp.path().join("lm"), 4).unwrap();
+    let s = Server::start(tmp.path(), &["-m", "lm"]);
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let e = error(
+        &s.post(
+            "/v1/chat/completions",
+            &json!({"model": "lm", "messages": msgs}),
+        ),
+        400,
+    );
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("chat template") && m.contains("/v1/completions"),
+        "{m}"
+    );
+    let r = s.post(
+        "/v1/completions",
+        &json!({"model": "lm", "prompt": "hi", "max_tokens": 3}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
