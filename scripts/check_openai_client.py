@@ -27,14 +27,21 @@ def main():
     assert whole.choices[0].finish_reason in ("stop", "length"), whole
     assert whole.usage.completion_tokens >= 1, whole.usage
 
-    pieces = []
+    pieces, usage = [], None
     for chunk in client.chat.completions.create(
-        model=model, messages=messages, max_tokens=8, temperature=0, stream=True
+        model=model,
+        messages=messages,
+        max_tokens=8,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
     ):
-        delta = chunk.choices[0].delta.content
-        if delta:
-            pieces.append(delta)
+        if chunk.usage is not None:
+            usage = chunk.usage
+        elif chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
     assert "".join(pieces) == text, (pieces, text)
+    assert usage.completion_tokens == whole.usage.completion_tokens, (usage, whole.usage)
 
     done = client.completions.create(model=model, prompt="the film", max_tokens=5, temperature=0)
     completion = done.choices[0].text

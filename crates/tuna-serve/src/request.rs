@@ -23,6 +23,8 @@ pub struct SamplingFields {
     pub n: Option<u64>,
     /// Stream the answer as server-sent events.
     pub stream: Option<bool>,
+    /// `{"include_usage": true}`: a last chunk (before `[DONE]`) with the usage.
+    pub stream_options: Option<Value>,
     /// Do not stop at end-of-sequence / end-of-turn tokens (as vLLM names it).
     pub ignore_eos: Option<bool>,
     /// Add the generated token ids to each choice (`token_ids`, as vLLM names it).
@@ -87,6 +89,15 @@ impl SamplingFields {
     /// Whether the answer is streamed.
     pub fn stream(&self) -> bool {
         self.stream.unwrap_or(false)
+    }
+
+    /// Whether a streamed answer ends with a usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// The settings, each checked against OpenAI's ranges and the server's limits.

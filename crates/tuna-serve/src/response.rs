@@ -96,6 +96,17 @@ pub fn chunk(
     json!({"id": head.id, "object": object, "created": head.created, "model": head.model, "choices": [choice]})
 }
 
+/// The last chunk of a stream that asked for the usage: no choices, the usage of them all.
+pub fn usage_chunk(head: &Head, chat: bool, gens: &[Generation]) -> Value {
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    json!({"id": head.id, "object": object, "created": head.created, "model": head.model,
+        "choices": [], "usage": usage(gens)})
+}
+
 /// The first chunk of a streamed chat answer: the assistant's role.
 pub fn role_chunk(head: &Head) -> Value {
     json!({"id": head.id, "object": "chat.completion.chunk", "created": head.created, "model": head.model,

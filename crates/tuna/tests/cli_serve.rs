@@ -69,6 +69,7 @@ fn same_as_generate(s: &Server, d: &Path, model: &str, adapter: &[&str]) -> Valu
 
     let mut body = body;
     body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
     let r = s.post("/v1/chat/completions", &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r
@@ -81,10 +82,16 @@ fn same_as_generate(s: &Server, d: &Path, model: &str, adapter: &[&str]) -> Valu
         Some("[DONE]"),
         "{events:?}"
     );
-    let chunks: Vec<Value> = events[..events.len() - 1]
+    let mut chunks: Vec<Value> = events[..events.len() - 1]
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
+    let usage = chunks.pop().unwrap();
+    assert_eq!(usage["choices"], json!([]), "{usage}");
+    assert_eq!(
+        usage["usage"]["completion_tokens"].as_u64(),
+        Some(want["tokens"].as_array().unwrap().len() as u64)
+    );
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = chunks
         .iter()

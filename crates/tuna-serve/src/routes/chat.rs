@@ -28,12 +28,14 @@ pub async fn chat(
     let prompts = vec![Prompt::Chat(msgs)];
     if req.sampling.stream() {
         let rx = generate_stream(&st, &req.model, prompts, params)?;
+        let usage = req.sampling.include_usage();
         let info = Info {
             id,
             model: req.model,
             created,
             chat: true,
             token_ids,
+            usage,
         };
         return Ok(respond(rx, info));
     }

@@ -29,12 +29,14 @@ pub async fn completions(
     let (id, created) = (st.id("cmpl"), now());
     if req.sampling.stream() {
         let rx = generate_stream(&st, &req.model, prompts, params)?;
+        let usage = req.sampling.include_usage();
         let info = Info {
             id,
             model: req.model,
             created,
             chat: false,
             token_ids,
+            usage,
         };
         return Ok(respond(rx, info));
     }

@@ -3,13 +3,14 @@
 //! `data: {"error": ...}` and the stream ends without `[DONE]`. When the client goes away the
 //! stream is dropped, which closes the channel and stops the generation.
 
-use crate::response::{chunk, role_chunk, Head};
+use crate::response::{chunk, role_chunk, usage_chunk, Head};
 use crate::worker::Event;
 use axum::response::sse::{Event as Sse, Sse as SseBody};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use std::convert::Infallible;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tuna_lm::Generation;
 
 /// Who the chunks are from.
 pub struct Info {
@@ -19,6 +20,8 @@ pub struct Info {
     /// Chat chunks (`delta`) rather than completion chunks (`text`).
     pub chat: bool,
     pub token_ids: bool,
+    /// End with a chunk of the usage (`stream_options.include_usage`).
+    pub usage: bool,
 }
 
 struct Progress {
@@ -26,6 +29,9 @@ struct Progress {
     info: Info,
     started: bool,
     finished: bool,
+    /// The finished generations, for the usage chunk.
+    done: Vec<Generation>,
+    usage_sent: bool,
 }
 
 impl Progress {
@@ -50,11 +56,17 @@ impl Progress {
                 chunk(&head, info.chat, index, Some(&text), None).to_string()
             }
             Some(Event::Done { index, generation }) => {
-                chunk(&head, info.chat, index, None, Some(&generation)).to_string()
+                let c = chunk(&head, info.chat, index, None, Some(&generation)).to_string();
+                self.done.push(generation);
+                c
             }
             Some(Event::Error(e)) => {
                 self.finished = true;
                 e.body().to_string()
+            }
+            None if info.usage && !self.usage_sent => {
+                self.usage_sent = true;
+                usage_chunk(&head, info.chat, &self.done).to_string()
             }
             None => {
                 self.finished = true;
@@ -72,6 +84,8 @@ pub fn respond(rx: UnboundedReceiver<Event>, info: Info) -> Response {
         info,
         started: false,
         finished: false,
+        done: vec![],
+        usage_sent: false,
     };
     let events = stream::unfold(state, |mut s| async move {
         let e = s.next().await?;
