@@ -170,8 +170,12 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.act.forward(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+        let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
+        let h = match self.act {
+            Activation::Silu => tuna_nn::ops::silu_mul(&gate, &up)?,
+            act => (act.forward(&gate)? * up)?,
+        };
+        self.down_proj.forward(&h)
     }
 }
 

@@ -7,7 +7,7 @@
 //! devices (logged once per op by [`crate::fallback`]). A contract test in the training crate checks that every trainable parameter of every
 //! method receives a gradient.
 
-use crate::{fallback, train_kernels};
+use crate::{fallback, rope_op, swiglu, train_kernels};
 use candle_core::{Result, Tensor, D};
 
 /// True when a gradient must flow through any of `ts`.
@@ -58,9 +58,24 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
 /// `x`: (B, H, T, D); `cos`, `sin`: (T, D/2).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if x.track_op() {
+        if rope_op::supported(x, cos, sin) {
+            return rope_op::rope(x, cos, sin);
+        }
+        fallback::note("tuna-rope", x, "candle_nn's rope_slow");
         return candle_nn::rotary_emb::rope_slow(x, cos, sin);
     }
     candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
+}
+
+/// `silu(gate) * up` (the gated feed-forward product of Llama-family models).
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if tracked(&[gate, up]) {
+        if swiglu::supported(gate, up) {
+            return swiglu::swiglu(gate, up);
+        }
+        fallback::note("tuna-swiglu", gate, "candle's silu and mul");
+    }
+    gate.silu()? * up
 }
 
 #[cfg(test)]
