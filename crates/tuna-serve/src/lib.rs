@@ -27,4 +27,4 @@ pub use engine::Engine;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use lm_adapter::{adapter_dir, with_lm_adapter};
-pub use server::{bind_address, serve, Options, ServeError};
+pub use server::{bind, bind_address, serve, Options, ServeError};

@@ -92,14 +92,31 @@ async fn count_errors(State(st): State<Arc<AppState>>, res: Response) -> Respons
     res
 }
 
-/// Serves `engine` until SIGTERM or Ctrl-C; `on_ready` gets the bound address once requests
-/// are taken. Returns after the requests in flight are answered and the model thread ended.
+/// Binds the address of `opts` (checked by [`bind_address`]), before the models load, so that
+/// a port in use or an open address without a key is said at once.
+pub fn bind(opts: &Options) -> Result<std::net::TcpListener, ServeError> {
+    let ip = bind_address(&opts.host, opts.api_key.is_some())?;
+    let addr = SocketAddr::new(ip, opts.port);
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    };
+    bind(addr).map_err(|source| ServeError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Serves `engine` on `listener` (from [`bind`]) until SIGTERM or Ctrl-C; `on_ready` gets the
+/// bound address once requests are taken. Returns after the requests in flight are answered
+/// and the model thread ended.
 pub fn serve(
     engine: Engine,
+    listener: std::net::TcpListener,
     opts: Options,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let ip = bind_address(&opts.host, opts.api_key.is_some())?;
     let metrics = Arc::new(Metrics::default());
     let catalog = engine.catalog();
     let limits = opts.limits.clone();
@@ -111,13 +128,7 @@ pub fn serve(
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let addr = SocketAddr::new(ip, opts.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         on_ready(listener.local_addr()?);
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown_signal())

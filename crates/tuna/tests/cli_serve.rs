@@ -441,7 +441,7 @@ fn a_client_that_goes_away_stops_its_generation() {
 }
 
 #[test]
-fn an_api_key_is_required_when_set_and_off_loopback() {
+fn an_api_key_is_required_when_set_and_off_loopback_and_a_busy_port_is_refused() {
     let tmp = lm_setup();
     let d = tmp.path();
     let s = Server::start(d, &["-m", "lm", "--api-key", "sesame"]);
@@ -455,6 +455,14 @@ fn an_api_key_is_required_when_set_and_off_loopback() {
         200
     );
     assert_eq!(s.call("GET", "/health", None, None).status, 200);
+    // A port in use is said at start.
+    let port = s.addr.rsplit(':').next().unwrap();
+    let out = tuna(d, &["serve", "-m", "lm", "--port", port]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot listen on"),
+        "{err}"
+    );
     drop(s);
     // Refused before anything is loaded or bound.
     let out = tuna(

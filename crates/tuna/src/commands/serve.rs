@@ -8,7 +8,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use tuna_serve::{bind_address, Engine, Limits, Options};
+use tuna_serve::{Engine, Limits, Options};
 
 #[derive(Args)]
 pub struct ServeCmd {
@@ -54,6 +54,25 @@ pub struct ServeCmd {
     timeout: u64,
 }
 
+impl ServeCmd {
+    /// The address, key and limits of the flags.
+    fn options(&self) -> Options {
+        Options {
+            host: self.host.clone(),
+            port: self.port,
+            api_key: self.api_key.clone(),
+            limits: Limits {
+                max_body_bytes: self.max_body,
+                max_tokens: self.max_tokens,
+                default_max_tokens: self.default_max_tokens,
+                queue: self.queue,
+                max_inputs: self.max_inputs,
+                timeout: Duration::from_secs(self.timeout),
+            },
+        }
+    }
+}
+
 /// `NAME=PATH` of --adapter and --run.
 fn named(spec: &str, flag: &str) -> Result<(String, PathBuf)> {
     match spec.split_once('=') {
@@ -66,11 +85,12 @@ fn named(spec: &str, flag: &str) -> Result<(String, PathBuf)> {
 
 impl ServeCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        // Refuse an open address before spending time on loading.
-        bind_address(&self.host, self.api_key.is_some())?;
         if self.queue == 0 || self.max_tokens == 0 || self.timeout == 0 {
             bail!("--queue, --max-tokens and --timeout must be at least 1");
         }
+        let opts = self.options();
+        // An open address without a key, or a port in use, is said before the models load.
+        let listener = tuna_serve::bind(&opts)?;
         let adapters = self
             .adapters
             .iter()
@@ -100,21 +120,8 @@ impl ServeCmd {
                 .with_context(|| format!("--run {n}={}", dir.display()))?;
         }
         let served: Vec<String> = engine.catalog().entries.into_iter().map(|e| e.id).collect();
-        let opts = Options {
-            host: self.host.clone(),
-            port: self.port,
-            api_key: self.api_key.clone(),
-            limits: Limits {
-                max_body_bytes: self.max_body,
-                max_tokens: self.max_tokens,
-                default_max_tokens: self.default_max_tokens,
-                queue: self.queue,
-                max_inputs: self.max_inputs,
-                timeout: Duration::from_secs(self.timeout),
-            },
-        };
         let quiet = out.quiet;
-        tuna_serve::serve(engine, opts, |addr| {
+        tuna_serve::serve(engine, listener, opts, |addr| {
             // The one line a supervisor (or a test) reads for the address: always printed.
             println!("listening on http://{addr}");
             if !quiet {
