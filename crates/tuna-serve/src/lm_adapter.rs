@@ -1,7 +1,8 @@
 //! Adapters of causal LMs, unmerged: a PEFT adapter folder (made by tuna or by PEFT), or a run
 //! directory that keeps one in `adapter/` (`tuna sft`, `tuna dpo`, `tuna ppo`), attached to a
 //! model through tuna-train's PEFT loader. A served adapter's model shares the base model's
-//! weights (candle tensors are reference-counted), so the base is held in memory once.
+//! weights (candle tensors are reference-counted): each adapter adds only its own tensors, after
+//! a transient second load of the base's files (`Model` is not `Clone`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
