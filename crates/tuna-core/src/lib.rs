@@ -8,6 +8,7 @@ pub mod float_json;
 pub mod fsutil;
 pub mod memory_cap;
 pub mod rng;
+pub mod threads;
 
 pub use contain::contain;
 #[cfg(feature = "candle")]

@@ -16,6 +16,7 @@ the price of books fell so far that ordinary merchants could afford them. Schola
 the press changed the world, but few doubt that it made knowledge cheaper to copy and harder to suppress.";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tuna_core::threads::one_pool(); // as the `tuna` binary does
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)

@@ -61,6 +61,7 @@ fn piece_loss(tm: &TaskModel, dpo: bool, piece: &[(Seq, Seq, f32, f32)]) -> Res<
 
 fn main() -> Res<()> {
     tuna_train::alloc::keep_freed_memory(); // as the `tuna` binary does
+    tuna_core::threads::one_pool(); // as the `tuna` binary does
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: lm_step_time MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]";
     let dpo = match args.get(2).map(String::as_str) {

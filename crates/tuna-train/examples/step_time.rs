@@ -16,6 +16,7 @@ use tuna_train::finetune::{HeadConfig, TaskModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tuna_train::alloc::keep_freed_memory(); // as the `tuna` binary does
+    tuna_core::threads::one_pool(); // as the `tuna` binary does
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: step_time MODEL full|lora [BATCH] [LEN] [STEPS]";
     let model_path = args.get(1).ok_or(usage)?;

@@ -50,7 +50,8 @@ copy and harder to suppress.";
 
 fn main() -> Res<()> {
     tuna_train::alloc::keep_freed_memory();
-    // Warnings (an op that took the generic path, once each) go to stderr, as in `tuna`.
+    tuna_core::threads::one_pool(); // as the `tuna` binary does
+                                    // Warnings (an op that took the generic path, once each) go to stderr, as in `tuna`.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .with_writer(std::io::stderr)

@@ -78,6 +78,7 @@ enum Command {
 
 fn main() {
     tuna_train::alloc::keep_freed_memory();
+    tuna_core::threads::one_pool();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.verbose == 0 {
