@@ -107,6 +107,32 @@ fn embed_writes_rows_in_order() {
 }
 
 #[test]
+fn an_out_file_of_an_unknown_kind_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("texts.txt"), "good movie\n").unwrap();
+    // No model at all: the --out check must come first, not after embedding every text.
+    let out = tuna(
+        d,
+        &[
+            "embed",
+            "-m",
+            "no-such-model",
+            "-i",
+            "texts.txt",
+            "-o",
+            "e.npy",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--out e.npy: must end in .safetensors or .jsonl"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_input_names_file_and_line_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

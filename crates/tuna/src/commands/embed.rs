@@ -30,6 +30,8 @@ pub struct EmbedCmd {
 
 impl EmbedCmd {
     pub fn run(self, out: &Output) -> Result<()> {
+        // Before any work: a file name we cannot write is known from the start.
+        let format = self.out.as_deref().map(OutFormat::of).transpose()?;
         let ds = self.read.read_texts(&self.input, out)?;
         let texts: Vec<String> = ds.examples.into_iter().map(|e| e.text).collect();
         let (model, fp) = self.model.load()?;
@@ -39,8 +41,9 @@ impl EmbedCmd {
         let bar = out.bar();
         let (emb, cached) = embed_cached(&model, &fp, &texts, &opts, cache.as_ref(), &bar)?;
         let secs = t0.elapsed().as_secs_f64();
-        if let Some(path) = &self.out {
-            write_embeddings(path, &emb).with_context(|| format!("writing {}", path.display()))?;
+        if let (Some(path), Some(format)) = (&self.out, format) {
+            write_embeddings(path, format, &emb)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         let rate = texts.len() as f64 / secs.max(1e-9);
         out.line(format!(
@@ -63,10 +66,30 @@ impl EmbedCmd {
     }
 }
 
-fn write_embeddings(path: &Path, emb: &Embeddings) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let bytes = match ext {
-        "safetensors" => {
+/// The file formats `--out` can name.
+#[derive(Clone, Copy)]
+enum OutFormat {
+    Safetensors,
+    Jsonl,
+}
+
+impl OutFormat {
+    /// The format `path`'s extension names, or an error that says which ones exist.
+    fn of(path: &Path) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+            "safetensors" => Ok(Self::Safetensors),
+            "jsonl" => Ok(Self::Jsonl),
+            _ => bail!(
+                "--out {}: must end in .safetensors or .jsonl",
+                path.display()
+            ),
+        }
+    }
+}
+
+fn write_embeddings(path: &Path, format: OutFormat, emb: &Embeddings) -> Result<()> {
+    let bytes = match format {
+        OutFormat::Safetensors => {
             let t = candle_core::Tensor::from_slice(
                 &emb.data,
                 (emb.rows, emb.cols),
@@ -81,7 +104,7 @@ fn write_embeddings(path: &Path, emb: &Embeddings) -> Result<()> {
             tmp.persist(path)?;
             return Ok(());
         }
-        "jsonl" => {
+        OutFormat::Jsonl => {
             let mut buf = Vec::new();
             for i in 0..emb.rows {
                 serde_json::to_writer(&mut buf, &json!({ "embedding": emb.row(i) }))?;
@@ -89,7 +112,6 @@ fn write_embeddings(path: &Path, emb: &Embeddings) -> Result<()> {
             }
             buf
         }
-        _ => bail!("--out must end in .safetensors or .jsonl"),
     };
     tuna_core::fsutil::atomic_write(path, &bytes)?;
     Ok(())
