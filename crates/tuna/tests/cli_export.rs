@@ -5,34 +5,9 @@
 
 mod common;
 use candle_core::quantized::gguf_file::Content;
-use common::data::rlhf_setup as setup;
+use common::data::{quick_sft as sft, rlhf_setup as setup};
 use common::{ok, tuna};
 use std::path::Path;
-
-fn sft(d: &Path) {
-    ok(&tuna(
-        d,
-        &[
-            "sft",
-            "-m",
-            "lm",
-            "-d",
-            "inst.json",
-            "-o",
-            "sft",
-            "--train-batch",
-            "4",
-            "--max-len",
-            "48",
-            "--epochs",
-            "1",
-            "--samples",
-            "0",
-            "--json",
-            "-q",
-        ],
-    ));
-}
 
 #[test]
 fn a_lora_adapter_exports_as_a_gguf_adapter_llama_cpp_reads() {

@@ -6,7 +6,7 @@
 //! (scripts/test.sh installs it with scripts/pydeps.sh).
 
 mod common;
-use common::data::{rlhf_setup, write_sms};
+use common::data::{quick_sft, rlhf_setup, write_sms};
 use common::server::{parse, send, Server};
 use common::{ok, tuna};
 use serde_json::{json, Value};
@@ -108,28 +108,7 @@ fn same_as_generate(s: &Server, d: &Path, model: &str, adapter: &[&str]) -> Valu
 fn greedy_answers_equal_tuna_generate_for_the_base_and_an_adapter() {
     let tmp = rlhf_setup();
     let d = tmp.path();
-    ok(&tuna(
-        d,
-        &[
-            "sft",
-            "-m",
-            "lm",
-            "-d",
-            "inst.json",
-            "-o",
-            "sft",
-            "--train-batch",
-            "4",
-            "--max-len",
-            "48",
-            "--epochs",
-            "1",
-            "--samples",
-            "0",
-            "--json",
-            "-q",
-        ],
-    ));
+    quick_sft(d);
     // One short epoch moves LoRA little: a large alpha makes the adapter's effect plain.
     let cfg_path = d.join("sft/adapter/adapter_config.json");
     let mut cfg: Value =

@@ -61,3 +61,28 @@ pub fn rlhf_setup() -> tempfile::TempDir {
     std::fs::write(tmp.path().join("pairs.jsonl"), pairs).unwrap();
     tmp
 }
+
+/// A quick `tuna sft` of the tiny Llama in `d` (from [`rlhf_setup`]) into `d/sft`, which
+/// leaves a LoRA adapter in `sft/adapter`; returns its JSON result.
+pub fn quick_sft(d: &Path) -> serde_json::Value {
+    let args = [
+        "sft",
+        "-m",
+        "lm",
+        "-d",
+        "inst.json",
+        "-o",
+        "sft",
+        "--train-batch",
+        "4",
+        "--max-len",
+        "48",
+        "--epochs",
+        "1",
+        "--samples",
+        "0",
+        "--json",
+        "-q",
+    ];
+    super::ok(&super::tuna(d, &args))
+}
