@@ -6,8 +6,7 @@
 mod common;
 use candle_core::quantized::gguf_file::Content;
 use common::data::{quick_sft as sft, rlhf_setup as setup};
-use common::{ok, tuna};
-use std::path::Path;
+use common::{ok, python_check, tuna};
 
 #[test]
 fn a_lora_adapter_exports_as_a_gguf_adapter_llama_cpp_reads() {
@@ -49,26 +48,10 @@ fn a_lora_adapter_exports_as_a_gguf_adapter_llama_cpp_reads() {
         .contains_key("blk.0.attn_v.weight.lora_b"));
 
     // llama.cpp's reader, against the PEFT adapter (the tiny Llama: 4 heads, 2 KV heads).
-    let Ok(pythonpath) = std::env::var("TUNA_TEST_PYTHONPATH") else {
-        eprintln!(
-            "TUNA_TEST_PYTHONPATH not set: the gguf-package check is left to scripts/test.sh"
-        );
+    let args = ["sft.gguf", "sft/adapter", "4", "2", "llama"];
+    let Some(said) = python_check("check_gguf_adapter.py", &args, d) else {
         return;
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_gguf_adapter.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args(["sft.gguf", "sft/adapter", "4", "2", "llama"])
-        .env("PYTHONPATH", pythonpath)
-        .current_dir(d)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(said.contains(&format!("\"pairs\": {layers}")), "{said}");
 }
 

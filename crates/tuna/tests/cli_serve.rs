@@ -8,7 +8,7 @@
 mod common;
 use common::data::{quick_sft, rlhf_setup, write_sms};
 use common::server::{parse, send, Server};
-use common::{ok, tuna};
+use common::{ok, python_check, tuna};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -131,26 +131,11 @@ fn greedy_answers_equal_tuna_generate_for_the_base_and_an_adapter() {
     assert_ne!(base, tuned);
 
     // The `openai` package against the same server.
-    let Ok(pythonpath) = std::env::var("TUNA_TEST_PYTHONPATH") else {
-        eprintln!(
-            "TUNA_TEST_PYTHONPATH not set: the openai-client check is left to scripts/test.sh"
-        );
-        return;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_openai_client.py");
     for model in ["lm", "lm:sft"] {
-        let out = std::process::Command::new("python3")
-            .arg(&script)
-            .args([&format!("http://{}/v1", s.addr), model])
-            .env("PYTHONPATH", &pythonpath)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let url = format!("http://{}/v1", s.addr);
+        let Some(said) = python_check("check_openai_client.py", &[&url, model], d) else {
+            return;
+        };
         assert!(said.contains("\"embedding_dims\""), "{said}");
     }
 }

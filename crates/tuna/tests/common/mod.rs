@@ -68,3 +68,31 @@ pub fn ok(out: &Output) -> serde_json::Value {
 pub mod crash;
 pub mod data;
 pub mod server;
+
+/// Runs `python3 scripts/SCRIPT ARGS` in `dir` with the packages scripts/test.sh installs
+/// (`TUNA_TEST_PYTHONPATH`, from scripts/pydeps.sh), asserts that it succeeds and returns its
+/// standard output; `None` (after saying so) when that variable is not set.
+#[allow(dead_code)]
+pub fn python_check(script: &str, args: &[&str], dir: &Path) -> Option<String> {
+    let Ok(pythonpath) = std::env::var("TUNA_TEST_PYTHONPATH") else {
+        eprintln!("TUNA_TEST_PYTHONPATH not set: the {script} check is left to scripts/test.sh");
+        return None;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .env("PYTHONPATH", pythonpath)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script}: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(said)
+}
