@@ -2,6 +2,7 @@
 //! linear layer computes without the model code knowing which method it is (LoRA adds a
 //! low-rank product, IA3 scales the input or the output, DoRA re-normalises the rows).
 
+use crate::low_rank_op::LowRank;
 use crate::visit::Visitor;
 use candle_core::{Result, Tensor};
 
@@ -22,6 +23,13 @@ pub trait WeightDelta: std::fmt::Debug + Send + Sync {
         weight: &Tensor,
         bias: Option<&Tensor>,
     ) -> Result<Tensor>;
+
+    /// The change as a low-rank update of the output (LoRA's form), when it is one: the layer
+    /// then adds it inside its own product ([`crate::low_rank_op`]) instead of calling
+    /// [`WeightDelta::output`].
+    fn low_rank(&self) -> Option<LowRank> {
+        None
+    }
 
     /// Visits the method's tensors under the layer's module name, by their PEFT key names.
     fn visit(&mut self, module: &str, f: &mut Visitor) -> Result<()>;

@@ -34,30 +34,51 @@ pub fn training() -> bool {
     STATE.with(|s| s.borrow().is_some())
 }
 
+/// One draw from the scope's generator for a dropout mask, or `None` outside a
+/// [`TrainScope`] (or when `p` is 0): the seed [`keep_mask`] expands.
+pub fn mask_seed(p: f32) -> Option<u64> {
+    if p <= 0.0 {
+        return None;
+    }
+    STATE.with(|s| s.borrow_mut().as_mut().map(|rng| rng.next_u64()))
+}
+
+/// Rows of the mask generated from one generator each, so the mask is the same whatever the
+/// number of threads.
+const MASK_ROWS: usize = 64;
+
+/// A dropout mask of `rows` x `cols` values from `seed`: 0 with probability `p`, else
+/// `1 / (1 - p)`; generated in blocks of rows in parallel.
+pub fn keep_mask(seed: u64, rows: usize, cols: usize, p: f32) -> Vec<f32> {
+    use rayon::prelude::*;
+    let keep = 1.0 / (1.0 - p);
+    // Dropped when the 53 high bits, as a fraction, fall below p.
+    let cut = (p as f64 * (1u64 << 53) as f64) as u64;
+    let mut mask = vec![0f32; rows * cols];
+    mask.par_chunks_mut((MASK_ROWS * cols).max(1))
+        .enumerate()
+        .for_each(|(i, block)| {
+            let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for m in block {
+                *m = if rng.next_u64() >> 11 < cut {
+                    0.0
+                } else {
+                    keep
+                };
+            }
+        });
+    mask
+}
+
 /// Zeroes each element with probability `p` and scales the rest by `1 / (1 - p)` in training;
 /// the identity otherwise.
 pub fn dropout(x: &Tensor, p: f32) -> Result<Tensor> {
-    if p <= 0.0 {
+    let Some(seed) = mask_seed(p) else {
         return Ok(x.clone());
-    }
-    let mask = STATE.with(|s| {
-        s.borrow_mut().as_mut().map(|rng| {
-            let keep = 1.0 / (1.0 - p);
-            (0..x.elem_count())
-                .map(|_| {
-                    if rng.next_f64() < p as f64 {
-                        0f32
-                    } else {
-                        keep
-                    }
-                })
-                .collect::<Vec<f32>>()
-        })
-    });
-    match mask {
-        Some(m) => x.mul(&Tensor::from_vec(m, x.shape(), x.device())?.to_dtype(x.dtype())?),
-        None => Ok(x.clone()),
-    }
+    };
+    let cols = x.dims().last().copied().unwrap_or(1).max(1);
+    let m = keep_mask(seed, x.elem_count() / cols, cols, p);
+    x.mul(&Tensor::from_vec(m, x.shape(), x.device())?.to_dtype(x.dtype())?)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod linear_op;
+pub mod low_rank_op;
 pub mod mask;
 pub mod ops;
 pub mod pooling;

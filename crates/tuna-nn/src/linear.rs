@@ -3,7 +3,7 @@
 
 use crate::delta::WeightDelta;
 use crate::visit::Visitor;
-use crate::{linear_op, row_split};
+use crate::{linear_op, low_rank_op, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -96,6 +96,14 @@ impl Linear {
             None => None,
         };
         let xin = input.as_ref().unwrap_or(&x2);
+        let low_rank = delta.filter(|_| input.is_none()).and_then(|d| d.low_rank());
+        if let Some(u) = low_rank
+            .filter(|u| low_rank_op::applies(xin, &self.weight, self.bias.as_ref(), &[(0, u)]))
+        {
+            let y =
+                low_rank_op::linear_low_rank(xin, &self.weight, self.bias.as_ref(), &[(0, &u)])?;
+            return unflatten(y, lead);
+        }
         let mut y = if linear_op::applies(xin, &self.weight, self.bias.as_ref()) {
             linear_op::linear(xin, &self.weight, self.bias.as_ref())?
         } else {
@@ -112,10 +120,7 @@ impl Linear {
         if let Some(d) = delta {
             y = d.output(&x2, y, &self.weight, self.bias.as_ref())?;
         }
-        match lead {
-            Some((b, t)) => y.reshape((b, t, ())),
-            None => Ok(y),
-        }
+        unflatten(y, lead)
     }
 
     /// One layer computing several layers on the same input at once (their outputs
@@ -158,6 +163,14 @@ pub fn flatten_rows(x: &Tensor) -> Result<(Option<(usize, usize)>, Tensor)> {
         [b, t, i] => (Some((*b, *t)), x.reshape((b * t, *i))?),
         _ => (None, x.clone()),
     })
+}
+
+/// Rows (B*T, O) back to (B, T, O) when the input was 3-D.
+fn unflatten(y: Tensor, lead: Option<(usize, usize)>) -> Result<Tensor> {
+    match lead {
+        Some((b, t)) => y.reshape((b, t, ())),
+        None => Ok(y),
+    }
 }
 
 /// Loads `weight` (out, in) and `bias` (out,) under `vb`.

@@ -58,9 +58,28 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Columns `start..start + len` (a view).
+    pub fn narrow_cols(self, start: usize, len: usize) -> Result<Self> {
+        if start + len > self.cols {
+            candle_core::bail!("narrow_cols: {start}+{len} past {} columns", self.cols)
+        }
+        let at = start * self.col_stride as usize;
+        Ok(Self {
+            data: self.data.get(at..).unwrap_or(&[]),
+            cols: len,
+            ..self
+        })
+    }
+
     /// (rows, cols).
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
+    }
+
+    /// Row `r` as a slice when the columns are contiguous.
+    pub fn row(&self, r: usize) -> Option<&'a [f32]> {
+        let at = r * self.row_stride as usize;
+        (self.col_stride == 1 && r < self.rows).then(|| &self.data[at..at + self.cols])
     }
 
     /// Element (r, c).
@@ -125,6 +144,27 @@ pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
     // SAFETY: all m * n values were written above.
     unsafe { out.set_len(m * n) };
     Ok(out)
+}
+
+/// `dst += scale * a b` over all threads; `dst` holds the (m, n) result row-major at row
+/// stride `ld`.
+pub fn product_add(dst: &mut [f32], ld: usize, a: Mat, b: Mat, scale: f32) -> Result<()> {
+    let ((m, k), (k2, n)) = (a.dims(), b.dims());
+    if k != k2 || n > ld || (m * n > 0 && (m - 1) * ld + n > dst.len()) {
+        candle_core::bail!("product_add: ({m}, {k}) x ({k2}, {n}) do not fit the output")
+    }
+    if m * n == 0 {
+        return Ok(());
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `dst` holds m initialised rows of n values at stride ld (checked above).
+    unsafe { gemm_into(dst.as_mut_ptr(), ld, a, b, scale, true, par) };
+    Ok(())
 }
 
 /// `dst = scale * a b` (or `dst += scale * a b` when `accumulate`) on the calling thread; `dst`

@@ -4,6 +4,7 @@ use candle_core::{Device, Result, Tensor};
 use tuna_core::Rng;
 use tuna_nn::dropout::dropout;
 use tuna_nn::linear::flatten_rows;
+use tuna_nn::low_rank_op::LowRank;
 use tuna_nn::{init, Visitor, WeightDelta};
 
 /// The trainable part of a LoRA layer. `a`: (r, in), `b`: (out, r).
@@ -71,6 +72,15 @@ impl WeightDelta for LoraDelta {
         let (_, x2) = flatten_rows(x)?;
         let d = self.forward(&x2)?.reshape(base.shape())?;
         base + d
+    }
+
+    fn low_rank(&self) -> Option<LowRank> {
+        Some(LowRank {
+            a: self.a.clone(),
+            b: self.b.clone(),
+            scale: self.scale,
+            dropout: self.dropout,
+        })
     }
 
     fn visit(&mut self, module: &str, f: &mut Visitor) -> Result<()> {
