@@ -9,6 +9,7 @@ use candle_nn::{Embedding, VarBuilder};
 use serde::Deserialize;
 use std::ops::Range;
 use tuna_nn::attention::attention_rows;
+use tuna_nn::attention_packed;
 use tuna_nn::mask::padding_mask;
 use tuna_nn::{
     linear, Activation, Hooks, LayerNorm, Linear, LinearVisitor, Sublayer, SublayerHook, Visitor,
@@ -220,6 +221,38 @@ impl Block {
         mask: Option<&Tensor>,
         prefix: Option<&(Tensor, Tensor)>,
     ) -> Result<Tensor> {
+        let ctx = self.context(x, mask, prefix)?; // (B, T, H)
+        let a = self
+            .hooks
+            .apply(Sublayer::Attention, self.attn_out.forward(&ctx)?)?;
+        let x = self.attn_norm.forward(&(a + x)?)?;
+        let ff = self
+            .ffn_out
+            .forward(&self.act.forward(&self.ffn_in.forward(&x)?)?)?;
+        let ff = self.hooks.apply(Sublayer::FeedForward, ff)?;
+        self.out_norm.forward(&(ff + x)?)
+    }
+}
+
+impl Block {
+    /// The attention's merged heads (B, T, H) for `x` (B, T, H).
+    fn context(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        prefix: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let parts = [&self.query, &self.key, &self.value];
+        let heads = (self.n_heads, self.n_heads);
+        // In training, one op for the fused product with its low-rank updates and one for the
+        // attention on the packed result: the input's gradient is one product and one buffer.
+        if let (Some(fused), None) = (&self.qkv, prefix) {
+            if let Some(qkv) = fused.fused_low_rank(&parts, x)? {
+                if attention_packed::supported(&qkv, heads, mask) {
+                    return attention_packed::attention_packed(&qkv, heads, mask);
+                }
+            }
+        }
         let (q, k, v) = match &self.qkv {
             Some(fused) if !x.track_op() => {
                 let h = x.dim(2)?;
@@ -239,16 +272,7 @@ impl Block {
                 self.value.forward(x)?,
             ),
         };
-        let ctx = attention_rows(&q, &k, &v, self.n_heads, mask, prefix)?; // (B, T, H)
-        let a = self
-            .hooks
-            .apply(Sublayer::Attention, self.attn_out.forward(&ctx)?)?;
-        let x = self.attn_norm.forward(&(a + x)?)?;
-        let ff = self
-            .ffn_out
-            .forward(&self.act.forward(&self.ffn_in.forward(&x)?)?)?;
-        let ff = self.hooks.apply(Sublayer::FeedForward, ff)?;
-        self.out_norm.forward(&(ff + x)?)
+        attention_rows(&q, &k, &v, self.n_heads, mask, prefix)
     }
 }
 

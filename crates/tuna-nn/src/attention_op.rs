@@ -146,7 +146,7 @@ impl MaskRows {
 }
 
 /// A (B, H, T, D) tensor in CPU memory with its strides: each (batch, head) is a (T, D) matrix.
-struct Heads<'a> {
+pub(crate) struct Heads<'a> {
     data: &'a [f32],
     dims: [usize; 4],
     strides: [usize; 4],
@@ -154,7 +154,7 @@ struct Heads<'a> {
 
 impl<'a> Heads<'a> {
     /// A 4-D layout, or a 3-D (B, T, H*D) one split into `heads`.
-    fn new(s: &'a CpuStorage, l: &Layout, heads: Option<usize>) -> Result<Self> {
+    pub(crate) fn new(s: &'a CpuStorage, l: &Layout, heads: Option<usize>) -> Result<Self> {
         let CpuStorage::F32(v) = s else {
             candle_core::bail!("fused attention: only f32 is supported")
         };
@@ -186,7 +186,7 @@ impl<'a> Heads<'a> {
     }
 }
 
-struct Attention {
+pub(crate) struct Attention {
     scale: f32,
     /// (H, Hkv) when the inputs are (B, T, H*D) rows rather than 4-D heads.
     heads: Option<(usize, usize)>,
@@ -200,7 +200,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(
+    pub(crate) fn new(
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
@@ -270,26 +270,7 @@ impl CustomOp3 for Attention {
             Heads::new(s2, l2, hk)?,
             Heads::new(s3, l3, hk)?,
         );
-        let [b, h, tq, d] = q.dims;
-        let tk = k.dims[2];
-        let mut out = vec![0f32; b * tq * h * d];
-        out.par_chunks_mut((tq * h * d).max(1))
-            .enumerate()
-            .try_for_each(|(bi, ob)| -> Result<()> {
-                let mut p = vec![0f32; tq * tk];
-                for hi in 0..h {
-                    self.probs(&mut p, &q, &k, bi, hi)?;
-                    let pm = Mat::from_slice(&p, (tq, tk), (tk, 1))?;
-                    let vm = v.mat(bi, hi / self.rep)?;
-                    product_to(&mut ob[hi * d..], h * d, pm, vm, 1.0, false)?;
-                }
-                Ok(())
-            })?;
-        let shape = match self.heads {
-            Some(_) => Shape::from((b, tq, h * d)),
-            None => Shape::from((b, tq, h, d)),
-        };
-        Ok((CpuStorage::F32(out), shape))
+        self.forward_heads(&q, &k, &v)
     }
 
     fn bwd(
@@ -300,54 +281,22 @@ impl CustomOp3 for Attention {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
         let (hq, hkv) = (self.heads.map(|h| h.0), self.heads.map(|h| h.1));
-        let shape = |t: &Tensor, h| {
-            head_dims(t, h)
-                .ok_or_else(|| candle_core::Error::Msg("fused attention: bad shape".into()))
-        };
-        let [b, h, tq, d] = shape(q, hq)?;
-        let [_, hk, tk, _] = shape(k, hkv)?;
-        let parts = [
-            cpu_parts(q, OP)?,
-            cpu_parts(k, OP)?,
-            cpu_parts(v, OP)?,
-            cpu_parts(res, OP)?,
-            cpu_parts(&grad, OP)?,
-        ];
-        let [qh, kh, vh] = [(0, hq), (1, hkv), (2, hkv)]
-            .map(|(i, n)| Heads::new(cpu(&parts[i].0), &parts[i].1, n));
-        let (qh, kh, vh) = (qh?, kh?, vh?);
-        // The output and its gradient, (B, Tq, H, D) contiguous, seen as (B, H, Tq, D) heads.
-        let merged = |i: usize| -> Result<Heads> {
-            let CpuStorage::F32(x) = cpu(&parts[i].0) else {
-                candle_core::bail!("fused attention: only f32 is supported")
-            };
-            let start = parts[i].1.start_offset();
-            Ok(Heads {
-                data: &x[start..start + b * tq * h * d],
-                dims: [b, h, tq, d],
-                strides: [tq * h * d, d, h * d, 1],
-            })
-        };
-        let (oh, gh) = (merged(3)?, merged(4)?);
+        let [b, h, tq, d] = dims_of(q, hq)?;
+        let [_, hk, tk, _] = dims_of(k, hkv)?;
         let mut dq = vec![0f32; b * tq * h * d];
         let mut dk = vec![0f32; b * tk * hk * d];
         let mut dv = vec![0f32; b * tk * hk * d];
-        dq.par_chunks_mut((tq * h * d).max(1))
-            .zip(dk.par_chunks_mut((tk * hk * d).max(1)))
-            .zip(dv.par_chunks_mut((tk * hk * d).max(1)))
-            .enumerate()
-            .try_for_each(|(bi, ((dqb, dkb), dvb))| {
-                let rows = GradRows {
-                    dq: dqb,
-                    dk: dkb,
-                    dv: dvb,
-                    h,
-                    hk,
-                };
-                self.backward_row(rows, [&qh, &kh, &vh, &oh, &gh], bi)
-            })?;
+        self.with_heads([q, k, v], (hq, hkv), res, grad, |heads| {
+            dq.par_chunks_mut((tq * h * d).max(1))
+                .zip(dk.par_chunks_mut((tk * hk * d).max(1)))
+                .zip(dv.par_chunks_mut((tk * hk * d).max(1)))
+                .enumerate()
+                .try_for_each(|(bi, ((dq, dk), dv))| {
+                    let rows = GradRows::Split { dq, dk, dv, h, hk };
+                    self.backward_row(rows, heads, bi)
+                })
+        })?;
         let dev = q.device();
         let rows = self.heads.is_some();
         // Gradients in (B, T, heads, D) order: the rows themselves, or seen as 4-D heads.
@@ -371,25 +320,137 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// One batch row's gradient buffers: dq (Tq, H, D), dk and dv (Tk, Hkv, D).
-struct GradRows<'a> {
-    dq: &'a mut [f32],
-    dk: &'a mut [f32],
-    dv: &'a mut [f32],
-    h: usize,
-    hk: usize,
+/// The (B, H, T, D) dimensions of `t`, or an error.
+pub(crate) fn dims_of(t: &Tensor, heads: Option<usize>) -> Result<[usize; 4]> {
+    head_dims(t, heads).ok_or_else(|| candle_core::Error::Msg("fused attention: bad shape".into()))
+}
+
+impl Attention {
+    /// The output (B, Tq, H, D) of the heads `q`, `k`, `v`, one batch row per work item.
+    pub(crate) fn forward_heads(
+        &self,
+        q: &Heads,
+        k: &Heads,
+        v: &Heads,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [b, h, tq, d] = q.dims;
+        let tk = k.dims[2];
+        let mut out = vec![0f32; b * tq * h * d];
+        out.par_chunks_mut((tq * h * d).max(1))
+            .enumerate()
+            .try_for_each(|(bi, ob)| -> Result<()> {
+                let mut p = vec![0f32; tq * tk];
+                for hi in 0..h {
+                    self.probs(&mut p, &q, &k, bi, hi)?;
+                    let pm = Mat::from_slice(&p, (tq, tk), (tk, 1))?;
+                    let vm = v.mat(bi, hi / self.rep)?;
+                    product_to(&mut ob[hi * d..], h * d, pm, vm, 1.0, false)?;
+                }
+                Ok(())
+            })?;
+        let shape = match self.heads {
+            Some(_) => Shape::from((b, tq, h * d)),
+            None => Shape::from((b, tq, h, d)),
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    /// Calls `f` with the heads of `q`, `k`, `v` (views with `heads` = (H, Hkv) when rows),
+    /// the output `res` and its gradient `grad` (both (B, Tq, H, D) in memory).
+    pub(crate) fn with_heads<R>(
+        &self,
+        [q, k, v]: [&Tensor; 3],
+        (hq, hkv): (Option<usize>, Option<usize>),
+        res: &Tensor,
+        grad: &Tensor,
+        f: impl FnOnce([&Heads; 5]) -> Result<R>,
+    ) -> Result<R> {
+        let grad = grad.contiguous()?;
+        let [b, h, tq, d] = dims_of(q, hq)?;
+        let parts = [
+            cpu_parts(q, OP)?,
+            cpu_parts(k, OP)?,
+            cpu_parts(v, OP)?,
+            cpu_parts(res, OP)?,
+            cpu_parts(&grad, OP)?,
+        ];
+        let [qh, kh, vh] = [(0, hq), (1, hkv), (2, hkv)]
+            .map(|(i, n)| Heads::new(cpu(&parts[i].0), &parts[i].1, n));
+        let (qh, kh, vh) = (qh?, kh?, vh?);
+        // The output and its gradient, (B, Tq, H, D) contiguous, seen as (B, H, Tq, D) heads.
+        let merged = |i: usize| -> Result<Heads> {
+            let CpuStorage::F32(x) = cpu(&parts[i].0) else {
+                candle_core::bail!("fused attention: only f32 is supported")
+            };
+            let start = parts[i].1.start_offset();
+            Ok(Heads {
+                data: &x[start..start + b * tq * h * d],
+                dims: [b, h, tq, d],
+                strides: [tq * h * d, d, h * d, 1],
+            })
+        };
+        let (oh, gh) = (merged(3)?, merged(4)?);
+        f([&qh, &kh, &vh, &oh, &gh])
+    }
+}
+
+/// Where one batch row's gradients go: three buffers, dq (Tq, H, D) and dk, dv (Tk, Hkv, D),
+/// or one packed (T, H + 2 Hkv, D) buffer holding q's, k's and v's columns side by side.
+pub(crate) enum GradRows<'a> {
+    Split {
+        dq: &'a mut [f32],
+        dk: &'a mut [f32],
+        dv: &'a mut [f32],
+        h: usize,
+        hk: usize,
+    },
+    Packed {
+        buf: &'a mut [f32],
+        h: usize,
+        hk: usize,
+    },
+}
+
+impl GradRows<'_> {
+    /// Query heads.
+    fn heads(&self) -> usize {
+        match self {
+            GradRows::Split { h, .. } | GradRows::Packed { h, .. } => *h,
+        }
+    }
+
+    /// The gradient of head `head` of q (0), k (1) or v (2), from its first element, with the
+    /// row stride.
+    fn slot(&mut self, which: usize, head: usize, d: usize) -> (&mut [f32], usize) {
+        match self {
+            GradRows::Split { dq, dk, dv, h, hk } => match which {
+                0 => (&mut dq[head * d..], *h * d),
+                1 => (&mut dk[head * d..], *hk * d),
+                _ => (&mut dv[head * d..], *hk * d),
+            },
+            GradRows::Packed { buf, h, hk } => {
+                let col = [0, *h, *h + *hk][which.min(2)] + head;
+                (&mut buf[col * d..], (*h + 2 * *hk) * d)
+            }
+        }
+    }
 }
 
 impl Attention {
     /// The gradients of batch row `b`: per head, with P the probabilities, dO the output's
     /// gradient and O the output, dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO O)) / sqrt(D),
     /// dQ = dS K, dK += dS^T Q.
-    fn backward_row(&self, g: GradRows, [q, k, v, o, go]: [&Heads; 5], b: usize) -> Result<()> {
+    pub(crate) fn backward_row(
+        &self,
+        mut g: GradRows,
+        [q, k, v, o, go]: [&Heads; 5],
+        b: usize,
+    ) -> Result<()> {
         let [_, _, tq, d] = q.dims;
         let tk = k.dims[2];
         let (mut p, mut ds) = (vec![0f32; tq * tk], vec![0f32; tq * tk]);
         let mut delta = vec![0f32; tq];
-        for hi in 0..g.h {
+        for hi in 0..g.heads() {
             let (kv, first) = (hi / self.rep, hi % self.rep == 0);
             self.probs(&mut p, q, k, b, hi)?;
             let (gm, om) = (go.mat(b, hi)?, o.mat(b, hi)?);
@@ -398,7 +459,8 @@ impl Attention {
             }
             let pm = Mat::from_slice(&p, (tq, tk), (tk, 1))?;
             if self.need[2] {
-                product_to(&mut g.dv[kv * d..], g.hk * d, pm.t(), gm, 1.0, !first)?;
+                let (dst, ld) = g.slot(2, kv, d);
+                product_to(dst, ld, pm.t(), gm, 1.0, !first)?;
             }
             product_to(&mut ds, tk, gm, v.mat(b, kv)?.t(), 1.0, false)?;
             for ((dsr, pr), dl) in ds.chunks_mut(tk).zip(p.chunks(tk)).zip(&delta) {
@@ -408,17 +470,12 @@ impl Attention {
             }
             let dsm = Mat::from_slice(&ds, (tq, tk), (tk, 1))?;
             if self.need[0] {
-                product_to(&mut g.dq[hi * d..], g.h * d, dsm, k.mat(b, kv)?, 1.0, false)?;
+                let (dst, ld) = g.slot(0, hi, d);
+                product_to(dst, ld, dsm, k.mat(b, kv)?, 1.0, false)?;
             }
             if self.need[1] {
-                product_to(
-                    &mut g.dk[kv * d..],
-                    g.hk * d,
-                    dsm.t(),
-                    q.mat(b, hi)?,
-                    1.0,
-                    !first,
-                )?;
+                let (dst, ld) = g.slot(1, kv, d);
+                product_to(dst, ld, dsm.t(), q.mat(b, hi)?, 1.0, !first)?;
             }
         }
         Ok(())

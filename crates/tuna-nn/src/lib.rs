@@ -8,6 +8,7 @@ pub mod activation;
 pub mod adamw_op;
 pub mod attention;
 pub mod attention_op;
+pub mod attention_packed;
 pub mod delta;
 pub mod dropout;
 pub mod fallback;

@@ -140,6 +140,37 @@ impl Linear {
         Ok(Linear::new(weight, bias))
     }
 
+    /// The output of `self`, the fusion of `parts` ([`Linear::fuse`] of their base weights),
+    /// with each part's low-rank delta added to its own columns, as one op with a backward
+    /// ([`low_rank_op`]); `None` when a part's delta has another form or nothing needs a
+    /// gradient. `x`: (B, T, in) or (N, in).
+    pub fn fused_low_rank(&self, parts: &[&Linear], x: &Tensor) -> Result<Option<Tensor>> {
+        let mut ups = Vec::new();
+        let mut col = 0;
+        for p in parts {
+            match &p.delta {
+                None => {}
+                Some(d) => match d.low_rank() {
+                    Some(u) => ups.push((col, u)),
+                    None => return Ok(None),
+                },
+            }
+            col += p.weight.dim(0)?;
+        }
+        let (lead, x2) = flatten_rows(x)?;
+        let ups: Vec<(usize, &low_rank_op::LowRank)> = ups.iter().map(|(c, u)| (*c, u)).collect();
+        let bias = self.bias.as_ref();
+        if !low_rank_op::applies(&x2, &self.weight, bias, &ups) {
+            return Ok(None);
+        }
+        let y = if ups.is_empty() {
+            linear_op::linear(&x2, &self.weight, bias)?
+        } else {
+            low_rank_op::linear_low_rank(&x2, &self.weight, bias, &ups)?
+        };
+        unflatten(y, lead).map(Some)
+    }
+
     /// The weight, (out, in).
     pub fn weight(&self) -> &Tensor {
         &self.weight
