@@ -20,12 +20,20 @@ pub async fn require_key(
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer);
         if !given.is_some_and(|g| same(g.as_bytes(), key.as_bytes())) {
             return Err(ApiError::unauthorized());
         }
     }
     Ok(next.run(req).await)
+}
+
+/// The token of `Bearer TOKEN` (the scheme in any case, as RFC 9110 has it).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Compares without stopping at the first difference (no timing hint of the key's prefix).
@@ -40,5 +48,7 @@ mod tests {
         assert!(super::same(b"abc", b"abc"));
         assert!(!super::same(b"abc", b"abd"));
         assert!(!super::same(b"abc", b"ab"));
+        assert_eq!(super::bearer("bearer k"), Some("k"));
+        assert_eq!(super::bearer("Basic k"), None);
     }
 }

@@ -1,9 +1,11 @@
 //! The loaded models and what the worker thread does with them: generation (plain prompts or
-//! chat messages through the model's chat template), embeddings and classification. Built once
-//! at start; every forward pass runs on the worker thread, never on the async runtime.
+//! chat messages through the model's chat template), embeddings and classification; adapters
+//! added and removed at run time (`/admin/adapters`). Every forward pass and every load runs on
+//! the worker thread, never on the async runtime.
 
 use crate::catalog::{Catalog, Entry, Kind};
-use std::path::Path;
+use crate::error::ApiError;
+use std::path::{Path, PathBuf};
 use tuna_core::Error;
 use tuna_lm::{stop_token_ids, ChatTemplate, GenerateConfig, Generation, Generator, Message};
 use tuna_models::Model;
@@ -23,6 +25,16 @@ pub enum Prompt {
     Chat(Vec<Message>),
 }
 
+impl Prompt {
+    /// The request field it came from.
+    fn param(&self) -> &'static str {
+        match self {
+            Prompt::Text(_) => "prompt",
+            Prompt::Chat(_) => "messages",
+        }
+    }
+}
+
 /// A served causal LM or encoder.
 struct Served {
     id: String,
@@ -34,7 +46,10 @@ struct Served {
 
 /// Everything the server runs.
 pub struct Engine {
+    /// The base model first, then its adapters.
     models: Vec<Served>,
+    /// Where the base model was loaded from (each adapter loads its files once more).
+    base_path: PathBuf,
     classifiers: Vec<(String, Predictor)>,
 }
 
@@ -43,7 +58,7 @@ pub const STOPPED: &str = "generation stopped by the server";
 
 impl Engine {
     /// The base model (loaded from `path`), served as `name`.
-    pub fn new(name: &str, model: Model) -> Self {
+    pub fn new(name: &str, model: Model, path: &Path) -> Self {
         let template = chat_template(&model);
         Self {
             models: vec![Served {
@@ -51,32 +66,49 @@ impl Engine {
                 model,
                 template,
             }],
+            base_path: path.to_path_buf(),
             classifiers: vec![],
         }
     }
 
+    /// The name an adapter called `name` is served as: `BASE:name`.
+    pub fn adapter_id(&self, name: &str) -> String {
+        format!("{}:{name}", self.models[0].id)
+    }
+
     /// Serves the adapter of `adapter` (a PEFT folder or a run with one) on the base model as
-    /// `BASE:name`. The base's files at `base_path` are loaded once more, their weights replaced
-    /// by the base's own (so they are held once), and the adapter attached.
-    pub fn add_adapter(
-        &mut self,
-        name: &str,
-        base_path: &Path,
-        adapter: &Path,
-    ) -> Result<(), Error> {
+    /// `BASE:name`, and returns that name. The base's files are loaded once more, their weights
+    /// replaced by the base's own (so they are held once), and the adapter attached.
+    pub fn add_adapter(&mut self, name: &str, adapter: &Path) -> Result<String, Error> {
+        let id = self.adapter_id(name);
+        if self.models.iter().any(|s| s.id == id) {
+            return Err(Error::Invalid(format!("`{id}` is already served")));
+        }
+        let dir = crate::lm_adapter::adapter_dir(adapter)?;
         let base = &mut self.models[0];
-        let mut twin = tuna_models::load_model(base_path, &base.model.device)?;
+        let mut twin = tuna_models::load_model(&self.base_path, &base.model.device)?;
         let shared = share_weights(&mut base.model, &mut twin)?;
         tracing::info!(adapter = name, shared, "adapter shares the base weights");
-        let model = with_lm_adapter(twin, adapter)?;
-        let id = format!("{}:{name}", base.id);
+        let model = with_lm_adapter(twin, &dir)?;
         let template = chat_template(&model);
         self.models.push(Served {
-            id,
+            id: id.clone(),
             model,
             template,
         });
-        Ok(())
+        Ok(id)
+    }
+
+    /// Stops serving the adapter `id` (`BASE:NAME`) and frees its tensors (the base's stay).
+    /// False when no adapter has that name.
+    pub fn remove_adapter(&mut self, id: &str) -> bool {
+        match self.models.iter().skip(1).position(|s| s.id == id) {
+            Some(i) => {
+                self.models.remove(i + 1);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Serves the classification run in `run` as `name` (on the model the run records).
@@ -108,36 +140,74 @@ impl Engine {
         Catalog { entries }
     }
 
-    fn served(&self, id: &str) -> Result<&Served, Error> {
-        self.models
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| Error::Invalid(format!("no model `{id}`")))
+    /// The model `id`; 404 when it is not served (an adapter removed while a request for it
+    /// waited).
+    fn served(&self, id: &str) -> Result<&Served, ApiError> {
+        self.models.iter().find(|s| s.id == id).ok_or_else(|| {
+            let names: Vec<String> = self.models.iter().map(|s| s.id.clone()).collect();
+            ApiError::unknown_model(id, &names)
+        })
     }
 
-    /// Generates from `prompt` with model `id`, handing each piece of text to `on_text` (which
-    /// stops the generation by returning an error).
+    /// The token ids of every prompt for model `id`, checked before anything is generated: 400
+    /// for a chat without a template, an empty prompt or one longer than the model's positions.
+    pub fn prompt_ids(&self, id: &str, prompts: &[Prompt]) -> Result<Vec<Vec<u32>>, ApiError> {
+        let s = self.served(id)?;
+        let model_err = |e: Error| ApiError::from_model(&e);
+        let max_pos = s
+            .model
+            .causal_lm()
+            .map_err(model_err)?
+            .config()
+            .max_position_embeddings;
+        let tok = &s.model.tokenizer;
+        prompts
+            .iter()
+            .map(|prompt| {
+                let ids = match prompt {
+                    Prompt::Text(t) => tok.encode(t, usize::MAX).map_err(model_err)?,
+                    Prompt::Chat(msgs) => {
+                        let t = s.template.as_ref().map_err(|why| {
+                            ApiError::invalid(
+                                "model",
+                                format!(
+                                    "`{id}` cannot chat: {why}; use /v1/completions with a plain \
+                                     prompt"
+                                ),
+                            )
+                        })?;
+                        let text = t.render(msgs, true).map_err(model_err)?;
+                        tok.encode_raw(&text).map_err(model_err)?
+                    }
+                };
+                let param = prompt.param();
+                if ids.is_empty() {
+                    return Err(ApiError::invalid(
+                        param,
+                        format!("the {param} makes no tokens: send some text"),
+                    ));
+                }
+                if ids.len() >= max_pos {
+                    return Err(ApiError::context_length(param, ids.len(), max_pos));
+                }
+                Ok(ids)
+            })
+            .collect()
+    }
+
+    /// Generates from the token ids `ids` (of [`Engine::prompt_ids`]) with model `id`, handing
+    /// each piece of text to `on_text` (which stops the generation by returning an error).
     pub fn generate(
         &self,
         id: &str,
-        prompt: &Prompt,
+        ids: &[u32],
         p: &GenParams,
         on_text: &mut dyn FnMut(&str) -> tuna_core::Result<()>,
-    ) -> Result<Generation, Error> {
+    ) -> Result<Generation, ApiError> {
         let s = self.served(id)?;
-        let gen = Generator::new(&s.model)?;
+        let model_err = |e: Error| ApiError::from_model(&e);
+        let gen = Generator::new(&s.model).map_err(model_err)?;
         let tok = gen.tokenizer();
-        let ids = match prompt {
-            Prompt::Text(t) => tok.encode(t, usize::MAX)?,
-            Prompt::Chat(msgs) => {
-                let t = s.template.as_ref().map_err(|why| {
-                    Error::Invalid(format!(
-                        "`{id}` cannot chat: {why}; use /v1/completions with a plain prompt"
-                    ))
-                })?;
-                tok.encode_raw(&t.render(msgs, true)?)?
-            }
-        };
         let cfg = GenerateConfig {
             max_new_tokens: p.max_tokens,
             sampling: p.sampling.clone(),
@@ -148,13 +218,14 @@ impl Engine {
                 stop_token_ids(tok)
             },
         };
-        gen.generate(&ids, &cfg, on_text)
+        gen.generate(ids, &cfg, on_text).map_err(model_err)
     }
 
     /// Pooled embeddings of `texts` with model `id`, as `tuna embed` makes them (the family's
     /// default pooling, 256 tokens at most, not normalised); and the tokens they took.
-    pub fn embed(&self, id: &str, texts: &[String]) -> Result<(Embeddings, usize), Error> {
+    pub fn embed(&self, id: &str, texts: &[String]) -> Result<(Embeddings, usize), ApiError> {
         let s = self.served(id)?;
+        let model_err = |e: Error| ApiError::from_model(&e);
         let opts = EmbedOptions {
             pooling: s.model.info.family.default_pooling(),
             max_len: 256,
@@ -164,8 +235,9 @@ impl Engine {
         let tokens = texts
             .iter()
             .map(|t| s.model.encode(t, opts.max_len).map(|ids| ids.len()))
-            .sum::<Result<usize, _>>()?;
-        let emb = embed_texts(&s.model, texts, &opts, &Silent)?;
+            .sum::<Result<usize, _>>()
+            .map_err(model_err)?;
+        let emb = embed_texts(&s.model, texts, &opts, &Silent).map_err(model_err)?;
         Ok((emb, tokens))
     }
 

@@ -33,19 +33,70 @@ impl ApiError {
         }
     }
 
-    /// 400: the request is wrong; `param` names the field.
+    /// 400: a value is out of range or not one this endpoint takes (`invalid_value`); `param`
+    /// names the field.
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
         if !param.is_empty() {
             e.param = Some(param.into());
         }
+        e.code = Some("invalid_value");
         e
     }
 
-    /// 400: the body is not the JSON this endpoint takes.
+    /// 400: the body is not JSON (`invalid_json`).
     pub fn bad_json(message: impl Into<String>) -> Self {
         let mut e = Self::invalid("", message);
         e.code = Some("invalid_json");
+        e
+    }
+
+    /// 400: a field (or the body, `param` empty) has the wrong JSON type (`invalid_type`).
+    pub fn wrong_type(param: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::invalid(param, message);
+        e.code = Some("invalid_type");
+        e
+    }
+
+    /// 400: a required field is missing (`missing_required_parameter`).
+    pub fn missing(param: &str) -> Self {
+        let mut e = Self::invalid(param, format!("missing required field `{param}`"));
+        e.code = Some("missing_required_parameter");
+        e
+    }
+
+    /// 400: the prompt does not fit the model's positions (`context_length_exceeded`).
+    pub fn context_length(param: &str, tokens: usize, max: usize) -> Self {
+        let mut e = Self::invalid(
+            param,
+            format!(
+                "the prompt has {tokens} tokens; this model takes fewer than {max}: shorten \
+                 the {param}"
+            ),
+        );
+        e.code = Some("context_length_exceeded");
+        e
+    }
+
+    /// 415: the body is declared as something other than JSON.
+    pub fn not_json(content_type: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            format!(
+                "the body is declared as `{content_type}`; send JSON with \
+                 `Content-Type: application/json`"
+            ),
+        );
+        e.code = Some("unsupported_media_type");
+        e
+    }
+
+    /// 409: the name is taken (an adapter loaded twice).
+    pub fn conflict(param: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::invalid(param, message);
+        e.status = StatusCode::CONFLICT;
+        e.code = Some("already_exists");
         e
     }
 
@@ -78,7 +129,7 @@ impl ApiError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
-            "this endpoint does not take that HTTP method",
+            "this endpoint does not take that HTTP method; its `Allow` header lists those it takes",
         )
     }
 

@@ -6,7 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// The endpoints counted.
-pub const ENDPOINTS: [&str; 5] = ["chat", "completions", "embeddings", "classify", "models"];
+pub const ENDPOINTS: [&str; 6] = [
+    "chat",
+    "completions",
+    "embeddings",
+    "classify",
+    "models",
+    "admin",
+];
 
 /// The server's counters (shared by the handlers and the worker).
 #[derive(Default)]

@@ -13,9 +13,9 @@ pub struct SamplingFields {
     /// 0 = greedy; OpenAI's default is 1.
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
-    pub max_tokens: Option<u64>,
+    pub max_tokens: Option<i64>,
     /// The newer name of `max_tokens` in chat.
-    pub max_completion_tokens: Option<u64>,
+    pub max_completion_tokens: Option<i64>,
     /// A string or up to 4 strings.
     pub stop: Option<Value>,
     pub seed: Option<i64>,
@@ -31,13 +31,18 @@ pub struct SamplingFields {
     pub return_token_ids: Option<bool>,
 }
 
+/// Every field of a request besides its own ones: the sampling fields, read by
+/// [`SamplingFields::read`] (kept as JSON so that a wrong type is reported with its field's
+/// name, which serde cannot do through `flatten`).
+pub type Rest = serde_json::Map<String, Value>;
+
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
     #[serde(flatten)]
-    pub sampling: SamplingFields,
+    pub rest: Rest,
 }
 
 /// One message: `content` is a string or a list of `{"type": "text", "text": ...}` parts.
@@ -54,7 +59,7 @@ pub struct CompletionRequest {
     /// A string or a list of strings.
     pub prompt: Value,
     #[serde(flatten)]
-    pub sampling: SamplingFields,
+    pub rest: Rest,
 }
 
 /// `POST /v1/embeddings`.
@@ -86,6 +91,12 @@ pub struct GenParams {
 }
 
 impl SamplingFields {
+    /// The sampling fields among a request's other fields (unknown ones are ignored); 400
+    /// naming the field of a wrong type.
+    pub fn read(rest: &Rest) -> Result<Self, ApiError> {
+        crate::extract::from_value(Value::Object(rest.clone()))
+    }
+
     /// Whether the answer is streamed.
     pub fn stream(&self) -> bool {
         self.stream.unwrap_or(false)
@@ -125,13 +136,13 @@ impl SamplingFields {
         };
         let max_tokens = match asked {
             None => limits.default_max_tokens.min(limits.max_tokens),
-            Some(0) => {
+            Some(m) if m < 1 => {
                 return Err(ApiError::invalid(
                     field,
-                    format!("{field} must be at least 1"),
+                    format!("{field} must be at least 1, got {m}"),
                 ))
             }
-            Some(m) if m > limits.max_tokens as u64 => {
+            Some(m) if m as u64 > limits.max_tokens as u64 => {
                 return Err(ApiError::invalid(
                     field,
                     format!(
@@ -159,12 +170,8 @@ impl SamplingFields {
 
 /// `stop`: null, a string, or a list of at most 4 non-empty strings.
 fn stop_strings(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            "stop",
-            "stop must be a string or a list of at most 4 non-empty strings",
-        )
-    };
+    const WHAT: &str = "stop must be a string or a list of at most 4 non-empty strings";
+    let bad = || ApiError::wrong_type("stop", WHAT);
     let list = match v {
         None | Some(Value::Null) => return Ok(vec![]),
         Some(Value::String(s)) => vec![s.clone()],
@@ -175,7 +182,7 @@ fn stop_strings(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
         Some(_) => return Err(bad()),
     };
     if list.len() > 4 || list.iter().any(String::is_empty) {
-        return Err(bad());
+        return Err(ApiError::invalid("stop", WHAT));
     }
     Ok(list)
 }
@@ -183,7 +190,7 @@ fn stop_strings(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
 /// A string or a non-empty list of strings (`prompt`, `input`), at most `max` of them.
 pub fn texts(v: &Value, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
     let bad = || {
-        ApiError::invalid(
+        ApiError::wrong_type(
             field,
             format!("{field} must be a string or a list of strings"),
         )
@@ -212,6 +219,18 @@ pub fn texts(v: &Value, field: &str, max: usize) -> Result<Vec<String>, ApiError
         ));
     }
     Ok(list)
+}
+
+/// `input` of embeddings and classification: as [`texts`], and no text empty.
+pub fn inputs(v: &Value, max: usize) -> Result<Vec<String>, ApiError> {
+    let list = texts(v, "input", max)?;
+    match list.iter().position(String::is_empty) {
+        Some(i) => Err(ApiError::invalid(
+            "input",
+            format!("input {i} is an empty string: send some text"),
+        )),
+        None => Ok(list),
+    }
 }
 
 /// The messages as the chat template takes them; 400 for an empty list, an unknown role or a
@@ -252,7 +271,7 @@ pub fn messages(list: &[ChatMessage]) -> Result<Vec<Message>, ApiError> {
 /// A message's text: a string, or its text parts joined.
 fn content_text(v: &Value, param: &str) -> Result<String, ApiError> {
     let bad = || {
-        ApiError::invalid(
+        ApiError::wrong_type(
             &format!("{param}.content"),
             "content must be a string or a list of {\"type\": \"text\", \"text\": ...} parts",
         )

@@ -6,13 +6,13 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::routes::{chat, classify, completions, embeddings, info};
+use crate::routes::{admin, chat, classify, completions, embeddings, info};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::Uri;
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -71,6 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/classify", post(classify::classify))
         .route("/v1/models", get(info::models))
         .route("/metrics", get(info::metrics))
+        .route("/admin/adapters", get(admin::list).post(admin::load))
+        .route("/admin/adapters/{name}", delete(admin::unload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .merge(keyed)

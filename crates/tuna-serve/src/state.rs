@@ -1,18 +1,19 @@
 //! What every handler shares: the served names, the queue to the model, the counters, the
 //! limits and the API key.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Entry, Need};
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::worker::Queue;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::sync::oneshot;
 
 /// The server's shared state.
 pub struct AppState {
-    pub catalog: Catalog,
+    /// The served names; changed by `/admin/adapters`.
+    catalog: RwLock<Catalog>,
     pub queue: Queue,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
@@ -31,7 +32,7 @@ impl AppState {
         api_key: Option<String>,
     ) -> Self {
         Self {
-            catalog,
+            catalog: RwLock::new(catalog),
             queue,
             metrics,
             limits,
@@ -39,6 +40,25 @@ impl AppState {
             started: now(),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The served names now.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The entry called `id`, if it can do what `need` says (see [`Catalog::find`]).
+    pub fn find(&self, id: &str, need: Need) -> Result<Entry, ApiError> {
+        let c = self.catalog.read().unwrap_or_else(|p| p.into_inner());
+        c.find(id, need).cloned()
+    }
+
+    /// Changes the served names (a lock held only for `change`).
+    pub fn edit_catalog<R>(&self, change: impl FnOnce(&mut Catalog) -> R) -> R {
+        change(&mut self.catalog.write().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A fresh response id: `prefix-N`.

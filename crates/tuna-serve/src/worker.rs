@@ -1,13 +1,14 @@
 //! The model's own thread and the bounded queue that feeds it. Handlers put a job in the queue
-//! (full: 429) and wait for its answer on a channel; the worker runs one job at a time. A
-//! generation stops at its next piece of text once its client is gone (the answer channel
-//! closed) or its time is up.
+//! (full: 429) and wait for its answer on a channel; the worker runs one job at a time, so an
+//! adapter is loaded or removed between requests, never under one. A generation stops at its
+//! next piece of text once its client is gone (the answer channel closed) or its time is up.
 
 use crate::engine::{Engine, Prompt, STOPPED};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::request::GenParams;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -45,6 +46,16 @@ pub enum Answer {
     Stream(mpsc::UnboundedSender<Event>),
 }
 
+impl Answer {
+    /// Tells the client why its generation failed.
+    fn fail(self, e: ApiError) {
+        match self {
+            Answer::Whole(tx) => drop(tx.send(Err(e))),
+            Answer::Stream(tx) => drop(tx.send(Event::Error(e))),
+        }
+    }
+}
+
 /// Work for the model.
 pub enum Job {
     Generate {
@@ -62,6 +73,17 @@ pub enum Job {
         model: String,
         texts: Vec<String>,
         answer: oneshot::Sender<Result<Classified, ApiError>>,
+    },
+    /// Serve the adapter at `path` as `BASE:name`; answers that name.
+    AddAdapter {
+        name: String,
+        path: PathBuf,
+        answer: oneshot::Sender<Result<String, ApiError>>,
+    },
+    /// Stop serving the adapter `id` (`BASE:NAME`); answers whether it was served.
+    RemoveAdapter {
+        id: String,
+        answer: oneshot::Sender<Result<bool, ApiError>>,
     },
 }
 
@@ -114,10 +136,11 @@ pub fn start(
     let handle = std::thread::Builder::new()
         .name("tuna-model".into())
         .spawn(move || {
+            let mut engine = engine;
             while let Some(q) = rx.blocking_recv() {
                 m.queued.fetch_sub(1, Relaxed);
                 m.running.store(1, Relaxed);
-                let ran = catch_unwind(AssertUnwindSafe(|| run(&engine, q, &m)));
+                let ran = catch_unwind(AssertUnwindSafe(|| run(&mut engine, q, &m)));
                 if ran.is_err() {
                     tracing::error!("a request panicked in the model; its client got an error");
                 }
@@ -133,7 +156,7 @@ pub fn start(
     Ok((queue, handle))
 }
 
-fn run(engine: &Engine, q: Queued, m: &Metrics) {
+fn run(engine: &mut Engine, q: Queued, m: &Metrics) {
     let model_error = |e: tuna_core::Error| ApiError::from_model(&e);
     match q.job {
         Job::Generate {
@@ -141,22 +164,25 @@ fn run(engine: &Engine, q: Queued, m: &Metrics) {
             prompts,
             params,
             answer,
-        } => generate(
-            engine,
-            &model,
-            &prompts,
-            &params,
-            answer,
-            (q.deadline, q.limit),
-            m,
-        ),
+        } => match engine.prompt_ids(&model, &prompts) {
+            Ok(ids) => generate(
+                engine,
+                &model,
+                &ids,
+                &params,
+                answer,
+                (q.deadline, q.limit),
+                m,
+            ),
+            Err(e) => answer.fail(e),
+        },
         Job::Embed {
             model,
             texts,
             answer,
         } => {
             if !answer.is_closed() {
-                let _ = answer.send(engine.embed(&model, &texts).map_err(model_error));
+                let _ = answer.send(engine.embed(&model, &texts));
             }
         }
         Job::Classify {
@@ -167,6 +193,18 @@ fn run(engine: &Engine, q: Queued, m: &Metrics) {
             if !answer.is_closed() {
                 let _ = answer.send(engine.classify(&model, &texts).map_err(model_error));
             }
+        }
+        Job::AddAdapter { name, path, answer } => {
+            // Loaded even when the client is gone: the caller asked for it and may list it.
+            let added = engine.add_adapter(&name, &path).map_err(|e| {
+                let mut err = ApiError::from_model(&e);
+                err.param = Some("path".into());
+                err
+            });
+            let _ = answer.send(added);
+        }
+        Job::RemoveAdapter { id, answer } => {
+            let _ = answer.send(Ok(engine.remove_adapter(&id)));
         }
     }
 }
@@ -181,7 +219,7 @@ enum Stop {
 fn generate(
     engine: &Engine,
     model: &str,
-    prompts: &[Prompt],
+    prompts: &[Vec<u32>],
     params: &GenParams,
     answer: Answer,
     (deadline, limit): (Instant, u64),
@@ -232,7 +270,7 @@ fn generate(
                         }
                         ApiError::timeout(limit)
                     }
-                    None => ApiError::from_model(&e),
+                    None => e,
                 });
                 break;
             }
@@ -240,8 +278,7 @@ fn generate(
     }
     match (answer, failed) {
         (Answer::Whole(tx), None) => drop(tx.send(Ok(done))),
-        (Answer::Whole(tx), Some(e)) => drop(tx.send(Err(e))),
-        (Answer::Stream(tx), Some(e)) => drop(tx.send(Event::Error(e))),
+        (answer, Some(e)) => answer.fail(e),
         (Answer::Stream(_), None) => {}
     }
 }

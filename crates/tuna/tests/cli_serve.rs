@@ -1,33 +1,19 @@
 //! `tuna serve` on tiny models, driven over HTTP on 127.0.0.1: greedy answers equal
 //! `tuna generate`'s token for token (base and adapter, plain and chat, whole and streamed),
 //! embeddings, classification, errors in OpenAI's shape with the right status, the queue's
-//! 429, the API key, a client that goes away, graceful shutdown; and the `openai` Python client
+//! 429, the API key, a client that goes away, graceful shutdown, adapters loaded and removed at
+//! run time (`/admin/adapters`); and the `openai` Python client
 //! (scripts/check_openai_client.py) when `TUNA_TEST_PYTHONPATH` names where it is installed
 //! (scripts/test.sh installs it with scripts/pydeps.sh).
 
 mod common;
 use common::data::{quick_sft, rlhf_setup, write_sms};
-use common::server::{parse, send, Server};
+use common::server::{chat_template, lm_setup, parse, send, Server};
 use common::{ok, python_check, tuna};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use tuna_models::testing::{write_tiny_bert, write_tiny_llama};
-
-const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
-
-/// A tiny Llama `lm` with a chat template.
-fn lm_setup() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    write_tiny_llama(&tmp.path().join("lm"), 4).unwrap();
-    chat_template(tmp.path());
-    tmp
-}
-
-fn chat_template(d: &Path) {
-    let cfg = json!({ "chat_template": TEMPLATE });
-    std::fs::write(d.join("lm/tokenizer_config.json"), cfg.to_string()).unwrap();
-}
 
 /// `tuna generate --json` on one prompt, with `extra` flags.
 fn generate(d: &Path, extra: &[&str], prompt: &str) -> Value {
@@ -104,18 +90,74 @@ fn same_as_generate(s: &Server, d: &Path, model: &str, adapter: &[&str]) -> Valu
     want["tokens"].clone()
 }
 
-#[test]
-fn greedy_answers_equal_tuna_generate_for_the_base_and_an_adapter() {
-    let tmp = rlhf_setup();
-    let d = tmp.path();
+/// A quick SFT of the tiny Llama in `d` (from `rlhf_setup`) into `d/sft`, and the model's chat
+/// template. One short epoch moves LoRA little: a large alpha makes the adapter's effect plain.
+fn strong_sft(d: &Path) {
     quick_sft(d);
-    // One short epoch moves LoRA little: a large alpha makes the adapter's effect plain.
     let cfg_path = d.join("sft/adapter/adapter_config.json");
     let mut cfg: Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["lora_alpha"] = json!(20000);
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     chat_template(d);
+}
+
+/// The token ids of a greedy 8-token completion of "the film" by `model`.
+fn greedy_ids(s: &Server, model: &str) -> Value {
+    let r = s.post(
+        "/v1/completions",
+        &json!({"model": model, "prompt": "the film", "max_tokens": 8, "temperature": 0,
+            "ignore_eos": true, "return_token_ids": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["choices"][0]["token_ids"].clone()
+}
+
+#[test]
+fn adapters_load_and_unload_at_run_time() {
+    let tmp = rlhf_setup();
+    let d = tmp.path();
+    strong_sft(d);
+    let s = Server::start(d, &["-m", "lm"]);
+    let list = || s.call("GET", "/admin/adapters", None, None).json()["data"].clone();
+    assert_eq!(list(), json!([]));
+    let load = |name: &str| s.post("/admin/adapters", &json!({"name": name, "path": "sft"}));
+    let r = load("sft");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], "lm:sft");
+    assert_eq!(error(&load("sft"), 409)["code"], "already_exists");
+    assert_eq!(list()[0]["id"], "lm:sft");
+    let models = s.call("GET", "/v1/models", None, None).json();
+    assert_eq!(models["data"][1]["id"], "lm:sft");
+
+    // Loaded at run time, it answers as `tuna generate --adapter` does.
+    let base = same_as_generate(&s, d, "lm", &[]);
+    let tuned = same_as_generate(&s, d, "lm:sft", &["--adapter", "sft"]);
+    assert_ne!(base, tuned);
+    let tuned_ids = greedy_ids(&s, "lm:sft");
+
+    let r = s.call("DELETE", "/admin/adapters/sft", None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["deleted"], true);
+    assert_eq!(list(), json!([]));
+    let gone = s.post(
+        "/v1/completions",
+        &json!({"model": "lm:sft", "prompt": "the film", "max_tokens": 2}),
+    );
+    assert_eq!(error(&gone, 404)["code"], "model_not_found");
+    error(&s.call("DELETE", "/admin/adapters/sft", None, None), 404);
+
+    // The base is untouched, and the adapter loads again under another name.
+    assert_eq!(same_as_generate(&s, d, "lm", &[]), base);
+    assert_eq!(load("again").status, 200);
+    assert_eq!(greedy_ids(&s, "lm:again"), tuned_ids);
+}
+
+#[test]
+fn greedy_answers_equal_tuna_generate_for_the_base_and_an_adapter() {
+    let tmp = rlhf_setup();
+    let d = tmp.path();
+    strong_sft(d);
     let s = Server::start(d, &["-m", "lm", "--adapter", "sft=sft"]);
     let models = s.call("GET", "/v1/models", None, None).json();
     let ids: Vec<&str> = models["data"]
@@ -142,17 +184,7 @@ fn greedy_answers_equal_tuna_generate_for_the_base_and_an_adapter() {
 
 /// The error body of `r`, checked for OpenAI's shape and `status`.
 fn error(r: &common::server::Reply, status: u16) -> Value {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert!(r
-        .header("content-type")
-        .unwrap()
-        .contains("application/json"));
-    let e = r.json()["error"].clone();
-    for k in ["message", "type", "param", "code"] {
-        assert!(e.get(k).is_some(), "no {k} in {e}");
-    }
-    assert!(!e["message"].as_str().unwrap().is_empty());
-    e
+    r.error(status)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use crate::catalog::Need;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::request::{texts, ClassifyRequest};
+use crate::request::{inputs, ClassifyRequest};
 use crate::state::AppState;
 use crate::worker::Job;
 use axum::extract::State;
@@ -18,8 +18,8 @@ pub async fn classify(
     ApiJson(req): ApiJson<ClassifyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     st.metrics.request("classify");
-    st.catalog.find(&req.model, Need::Classify)?;
-    let list = texts(&req.input, "input", st.limits.max_inputs)?;
+    st.find(&req.model, Need::Classify)?;
+    let list = inputs(&req.input, st.limits.max_inputs)?;
     let (tx, rx) = oneshot::channel();
     st.queue.submit(Job::Classify {
         model: req.model.clone(),

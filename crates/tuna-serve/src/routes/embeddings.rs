@@ -4,7 +4,7 @@
 use crate::catalog::Need;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::request::{texts, EmbeddingRequest};
+use crate::request::{inputs, EmbeddingRequest};
 use crate::state::AppState;
 use crate::worker::Job;
 use axum::extract::State;
@@ -19,8 +19,8 @@ pub async fn embeddings(
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<Json<Value>, ApiError> {
     st.metrics.request("embeddings");
-    st.catalog.find(&req.model, Need::Embed)?;
-    let list = texts(&req.input, "input", st.limits.max_inputs)?;
+    st.find(&req.model, Need::Embed)?;
+    let list = inputs(&req.input, st.limits.max_inputs)?;
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub async fn models(State(st): State<Arc<AppState>>) -> Json<Value> {
     st.metrics.request("models");
     let data: Vec<Value> = st
-        .catalog
+        .catalog()
         .entries
         .iter()
         .map(|e| {

@@ -1,5 +1,6 @@
-//! One file per endpoint.
+//! One file per endpoint, and the generation both chat and completions answer with.
 
+pub mod admin;
 pub mod chat;
 pub mod classify;
 pub mod completions;
@@ -9,14 +10,61 @@ pub mod stream;
 
 use crate::engine::Prompt;
 use crate::error::ApiError;
-use crate::request::GenParams;
-use crate::state::AppState;
+use crate::request::{GenParams, SamplingFields};
+use crate::response::{self, Head};
+use crate::state::{now, AppState};
 use crate::worker::{Answer, Event, Job};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use stream::{respond, Info};
 use tokio::sync::{mpsc, oneshot};
 use tuna_lm::Generation;
 
+/// Generates from `prompts` with `model` and answers: streamed as server-sent events when
+/// `fields` ask for it, else whole; in chat's shapes (`chat`, one prompt) or completions'.
+/// The settings of `fields` are checked first (400).
+pub async fn answer(
+    st: &AppState,
+    model: String,
+    prompts: Vec<Prompt>,
+    fields: &SamplingFields,
+    chat: bool,
+) -> Result<Response, ApiError> {
+    let params = fields.check(&st.limits)?;
+    let token_ids = params.return_token_ids;
+    let (id, created) = (st.id(if chat { "chatcmpl" } else { "cmpl" }), now());
+    if fields.stream() {
+        let rx = generate_stream(st, &model, prompts, params)?;
+        let info = Info {
+            id,
+            model,
+            created,
+            chat,
+            token_ids,
+            usage: fields.include_usage(),
+        };
+        return respond(rx, info, st.limits.timeout).await;
+    }
+    let gens = generate_whole(st, &model, prompts, params).await?;
+    let head = Head {
+        id: &id,
+        model: &model,
+        created,
+        token_ids,
+    };
+    let body = if chat {
+        let g = gens
+            .first()
+            .ok_or_else(|| ApiError::internal("no generation came back"))?;
+        response::chat(&head, g)
+    } else {
+        response::completion(&head, &gens)
+    };
+    Ok(Json(body).into_response())
+}
+
 /// Queues a generation whose answer comes whole.
-pub async fn generate_whole(
+async fn generate_whole(
     st: &AppState,
     model: &str,
     prompts: Vec<Prompt>,
@@ -33,7 +81,7 @@ pub async fn generate_whole(
 }
 
 /// Queues a generation whose answer is streamed.
-pub fn generate_stream(
+fn generate_stream(
     st: &AppState,
     model: &str,
     prompts: Vec<Prompt>,

@@ -1,14 +1,18 @@
 //! Streamed answers as server-sent events: one `data: {chunk}` per piece of text, a chunk with
-//! the `finish_reason` per finished choice, then `data: [DONE]`. A failure mid-stream is sent as
-//! `data: {"error": ...}` and the stream ends without `[DONE]`. When the client goes away the
-//! stream is dropped, which closes the channel and stops the generation.
+//! the `finish_reason` per finished choice, then `data: [DONE]`. The response starts once the
+//! model's first event is in, so a request the model refuses (a prompt too long) is answered
+//! with its status and a JSON error; a failure after that is sent as `data: {"error": ...}` and
+//! the stream ends without `[DONE]`. When the client goes away the stream is dropped, which
+//! closes the channel and stops the generation.
 
+use crate::error::ApiError;
 use crate::response::{chunk, role_chunk, usage_chunk, Head};
 use crate::worker::Event;
 use axum::response::sse::{Event as Sse, Sse as SseBody};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use std::convert::Infallible;
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tuna_lm::Generation;
 
@@ -26,6 +30,8 @@ pub struct Info {
 
 struct Progress {
     rx: UnboundedReceiver<Event>,
+    /// The first event, taken before the response started.
+    first: Option<Event>,
     info: Info,
     started: bool,
     finished: bool,
@@ -51,7 +57,11 @@ impl Progress {
             self.started = true;
             return Some(Sse::default().data(role_chunk(&head).to_string()));
         }
-        let data = match self.rx.recv().await {
+        let event = match self.first.take() {
+            Some(e) => Some(e),
+            None => self.rx.recv().await,
+        };
+        let data = match event {
             Some(Event::Text { index, text }) => {
                 chunk(&head, info.chat, index, Some(&text), None).to_string()
             }
@@ -77,10 +87,26 @@ impl Progress {
     }
 }
 
-/// The response that streams `rx`'s events.
-pub fn respond(rx: UnboundedReceiver<Event>, info: Info) -> Response {
+/// The response that streams `rx`'s events, once the first is in: an error as the first event
+/// is the answer itself (its status, JSON), and so is no event within `timeout` (504).
+pub async fn respond(
+    mut rx: UnboundedReceiver<Event>,
+    info: Info,
+    timeout: Duration,
+) -> Result<Response, ApiError> {
+    let first = match tokio::time::timeout(timeout, rx.recv()).await {
+        Err(_) => return Err(ApiError::timeout(timeout.as_secs())),
+        Ok(Some(Event::Error(e))) => return Err(e),
+        Ok(None) => {
+            return Err(ApiError::internal(
+                "the model failed on this request (see the server's log)",
+            ))
+        }
+        Ok(Some(e)) => e,
+    };
     let state = Progress {
         rx,
+        first: Some(first),
         info,
         started: false,
         finished: false,
@@ -91,5 +117,5 @@ pub fn respond(rx: UnboundedReceiver<Event>, info: Info) -> Response {
         let e = s.next().await?;
         Some((Ok::<_, Infallible>(e), s))
     });
-    SseBody::new(events).into_response()
+    Ok(SseBody::new(events).into_response())
 }

@@ -108,10 +108,10 @@ impl ServeCmd {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "model".into())
         });
-        let mut engine = Engine::new(&name, model);
+        let mut engine = Engine::new(&name, model, &path);
         for (n, dir) in &adapters {
             engine
-                .add_adapter(n, &path, dir)
+                .add_adapter(n, dir)
                 .with_context(|| format!("--adapter {n}={}", dir.display()))?;
         }
         for (n, dir) in &runs {

@@ -9,6 +9,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// A chat template in the tiny vocabulary's style (ChatML).
+pub const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// A temp dir with a tiny Llama `lm` that has a chat template.
+pub fn lm_setup() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    tuna_models::testing::write_tiny_llama(&tmp.path().join("lm"), 4).unwrap();
+    chat_template(tmp.path());
+    tmp
+}
+
+/// Gives the model `d/lm` the chat template [`TEMPLATE`].
+pub fn chat_template(d: &Path) {
+    let cfg = serde_json::json!({ "chat_template": TEMPLATE });
+    std::fs::write(d.join("lm/tokenizer_config.json"), cfg.to_string()).unwrap();
+}
+
 /// Longest any one request or the server's start may take in a test.
 pub const LIMIT: Duration = Duration::from_secs(120);
 
@@ -91,6 +108,20 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The error body, checked for OpenAI's shape (`message`, `type`, `param`, `code`, as
+    /// JSON) and `status`.
+    pub fn error(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        let ct = self.header("content-type").unwrap_or_default();
+        assert!(ct.contains("application/json"), "{ct}: {}", self.body);
+        let e = self.json()["error"].clone();
+        for k in ["message", "type", "param", "code"] {
+            assert!(e.get(k).is_some(), "no {k} in {e}");
+        }
+        assert!(!e["message"].as_str().unwrap().is_empty());
+        e
+    }
+
     /// The `data:` payloads of a server-sent event stream.
     pub fn events(&self) -> Vec<String> {
         self.body
@@ -100,7 +131,8 @@ impl Reply {
     }
 }
 
-/// Opens a connection and writes a request (the connection closes after the answer).
+/// Opens a connection and writes a request (the connection closes after the answer): a JSON
+/// body when given, with the API key `key` when given.
 pub fn send(
     addr: &str,
     method: &str,
@@ -108,18 +140,34 @@ pub fn send(
     body: Option<&[u8]>,
     key: Option<&str>,
 ) -> TcpStream {
+    let mut headers = vec![];
+    if let Some(k) = key {
+        headers.push(("Authorization".to_string(), format!("Bearer {k}")));
+    }
+    if body.is_some() {
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+    }
+    send_raw(addr, method, path, &headers, body)
+}
+
+/// Opens a connection and writes a request with exactly `headers` (besides `Host`,
+/// `Connection: close` and the body's `Content-Length`).
+pub fn send_raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connects");
     s.set_read_timeout(Some(LIMIT)).unwrap();
     s.set_write_timeout(Some(LIMIT)).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(k) = key {
-        head.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(b) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
@@ -130,6 +178,13 @@ pub fn send(
     s
 }
 
+/// Reads a whole answer from a connection.
+pub fn read_reply(mut s: TcpStream) -> Reply {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("reads the answer");
+    parse(&raw)
+}
+
 /// Sends a request and reads the whole answer.
 pub fn request(
     addr: &str,
@@ -138,10 +193,7 @@ pub fn request(
     body: Option<&[u8]>,
     key: Option<&str>,
 ) -> Reply {
-    let mut s = send(addr, method, path, body, key);
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("reads the answer");
-    parse(&raw)
+    read_reply(send(addr, method, path, body, key))
 }
 
 /// Status line, headers and body (chunked transfer decoded).
