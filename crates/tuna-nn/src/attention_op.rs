@@ -341,7 +341,7 @@ impl Attention {
             .try_for_each(|(bi, ob)| -> Result<()> {
                 let mut p = vec![0f32; tq * tk];
                 for hi in 0..h {
-                    self.probs(&mut p, &q, &k, bi, hi)?;
+                    self.probs(&mut p, q, k, bi, hi)?;
                     let pm = Mat::from_slice(&p, (tq, tk), (tk, 1))?;
                     let vm = v.mat(bi, hi / self.rep)?;
                     product_to(&mut ob[hi * d..], h * d, pm, vm, 1.0, false)?;
