@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::ops::Range;
 use tuna_nn::attention::attention_rows;
 use tuna_nn::attention_packed;
+use tuna_nn::fallback::off_kernel;
 use tuna_nn::mask::padding_mask;
 use tuna_nn::{
     linear, Activation, Hooks, LayerNorm, Linear, LinearVisitor, Sublayer, SublayerHook, Visitor,
@@ -246,11 +247,18 @@ impl Block {
         let heads = (self.n_heads, self.n_heads);
         // In training, one op for the fused product with its low-rank updates and one for the
         // attention on the packed result: the input's gradient is one product and one buffer.
-        if let (Some(fused), None) = (&self.qkv, prefix) {
-            if let Some(qkv) = fused.fused_low_rank(&parts, x)? {
-                if attention_packed::supported(&qkv, heads, mask) {
-                    return attention_packed::attention_packed(&qkv, heads, mask);
-                }
+        // Trained base weights (full finetuning, the last blocks) are fused on every call.
+        let qkv = match (&self.qkv, prefix) {
+            (_, Some(_)) => None,
+            (Some(fused), None) => fused.fused_low_rank(&parts, x)?,
+            (None, None) if !off_kernel(x) && parts.iter().all(|l| l.delta.is_none()) => {
+                Some(Linear::fuse(&parts.map(|l| l.clone()))?.forward(x)?)
+            }
+            (None, None) => None,
+        };
+        if let Some(qkv) = qkv.filter(|t| t.track_op()) {
+            if attention_packed::supported(&qkv, heads, mask) {
+                return attention_packed::attention_packed(&qkv, heads, mask);
             }
         }
         let (q, k, v) = match &self.qkv {

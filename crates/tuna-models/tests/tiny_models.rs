@@ -209,3 +209,45 @@ fn qwen2_uses_qkv_biases() {
     let biased = llama_logits(&load_model(dir.path(), &Device::Cpu).unwrap(), &ids);
     assert!(max_abs_diff(&base, &biased) > 1e-3, "biases were ignored");
 }
+
+/// With every weight trainable (full finetuning: q/k/v fused on each call, attention on the
+/// packed product), the hidden states equal the frozen path's and every weight of the blocks
+/// gets a gradient.
+#[test]
+fn bert_training_path_matches_the_frozen_path() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), "bert", 3).unwrap();
+    let mut m = load_model(dir.path(), &Device::Cpu).unwrap();
+    let ids = ["a good film", "not a good film , boring and slow"]
+        .map(|t| m.tokenizer.encode(t, 32).unwrap());
+    let batch = tuna_models::tokenizer::pad_batch(&ids, m.tokenizer.pad_id, &Device::Cpu).unwrap();
+    let frozen = m.hidden_states(&batch).unwrap();
+    let mut vars = Vec::new();
+    m.network
+        .visit(&mut |name, t| {
+            if name.contains("layer.") {
+                let v = candle_core::Var::from_tensor(t)?;
+                *t = v.as_tensor().clone();
+                vars.push((name.to_string(), v));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let trained = m.hidden_states(&batch).unwrap();
+    let d = max_abs_diff(&frozen, &trained);
+    assert!(d < 1e-5, "training path differs by {d}");
+    let grads = trained
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, v) in &vars {
+        let g = grads
+            .get(v)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let s: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(s > 0.0, "zero gradient for {name}");
+    }
+}
