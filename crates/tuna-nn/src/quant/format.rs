@@ -4,7 +4,7 @@
 //! `cols` weights is `cols / block` blocks of `bytes` each. A type provides two things: the dot
 //! product of an f32 input row with one stored row, and the decoding of whole blocks to f32.
 
-use super::lanes::{sum, Lanes};
+use super::simd::Simd;
 use candle_core::quantized::GgmlDType;
 use candle_core::Result;
 
@@ -82,41 +82,84 @@ impl QuantType {
     }
 }
 
-/// Partial sums of a row's dot product: 16 lanes and a scalar (the minimums' share).
-#[derive(Default)]
-pub(crate) struct Acc {
-    /// Per-lane sums of scaled block products.
-    pub lanes: Lanes,
+/// Partial sums of a row's dot product: two sets of 16 lanes (a format adds its groups to
+/// them alternately, so that two chains of multiply-adds run at once) and a scalar.
+pub(crate) struct Acc<S> {
+    /// Per-lane sums of scaled group products (even groups).
+    pub lanes: S,
+    /// Per-lane sums of scaled group products (odd groups).
+    pub lanes2: S,
     /// Terms that are a block constant times the sum of the block's inputs.
     pub corr: f32,
 }
 
-/// What the kernels need of a stored type; implemented by zero-sized types, one per type.
-pub(crate) trait Format {
-    /// Bytes per block.
-    const BYTES: usize;
-    /// `x · row` for one stored row; `sums` holds the sums of `x` over each group of 32
-    /// values (unused by the float types).
-    fn dot_row<const FMA: bool>(row: &[u8], x: &[f32], sums: &[f32]) -> f32;
-    /// Decodes whole blocks to f32, exactly as GGML (and candle) dequantise them.
-    fn decode(blocks: &[u8], out: &mut [f32]);
+impl<S: Simd> Acc<S> {
+    #[inline(always)]
+    fn new() -> Self {
+        Self {
+            lanes: S::zero(),
+            lanes2: S::zero(),
+            corr: 0.0,
+        }
+    }
 }
 
-/// `x · row` for a row of blocks of `block` weights and `bytes` bytes, `f` adding one block.
-#[inline(always)]
-pub(crate) fn dot_blocks(
-    row: &[u8],
-    x: &[f32],
-    sums: &[f32],
-    (block, bytes): (usize, usize),
-    f: impl Fn(&[u8], &[f32], &[f32], &mut Acc),
-) -> f32 {
-    let mut acc = Acc::default();
-    let blocks = row.chunks_exact(bytes).zip(x.chunks_exact(block));
-    for ((b, xb), s) in blocks.zip(sums.chunks_exact(block / 32)) {
-        f(b, xb, s, &mut acc);
+/// What the kernels need of a stored type; implemented by zero-sized types, one per type.
+///
+/// Every method is `#[inline(always)]` and generic over the vector type (closures are
+/// avoided for the same reason): the bodies must be compiled inside the `#[target_feature]`
+/// builds of `kernels.rs`, not called as baseline-x86-64 code.
+pub(crate) trait Format {
+    /// Weights per block (1 for the float types).
+    const BLOCK: usize;
+    /// Bytes per block.
+    const BYTES: usize;
+
+    /// Adds `x · block` to `acc`: `b` holds the block's bytes, `x` its inputs, `s` the sums
+    /// of `x` over its groups of 32 (block types; the float types override `dot_row`).
+    #[inline(always)]
+    fn dot_block<S: Simd>(_b: &[u8], _x: &[f32], _s: &[f32], _acc: &mut Acc<S>) {}
+
+    /// Decodes one block to f32, exactly as GGML (and candle) dequantise it.
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]);
+
+    /// `x · row` for one stored row; `sums` holds the sums of `x` over each group of 32
+    /// values (unused by the float types).
+    /// Blocks go alternately to two accumulators (two independent chains again); pairs of
+    /// blocks come from `chunks_exact`, so every index into a block is checked at compile
+    /// time.
+    #[inline(always)]
+    fn dot_row<S: Simd>(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let (mut a, mut b) = (Acc::<S>::new(), Acc::<S>::new());
+        let sb = Self::BLOCK / 32;
+        let pairs = row.chunks_exact(2 * Self::BYTES);
+        let rest = pairs.remainder();
+        let xs = x.chunks_exact(2 * Self::BLOCK);
+        let ss = sums.chunks_exact(2 * sb);
+        let (x_rest, s_rest) = (xs.remainder(), ss.remainder());
+        for ((p, x2), s2) in pairs.zip(xs).zip(ss) {
+            let (b0, b1) = p.split_at(Self::BYTES);
+            let (x0, x1) = x2.split_at(Self::BLOCK);
+            Self::dot_block(b0, x0, &s2[..sb], &mut a);
+            Self::dot_block(b1, x1, &s2[sb..], &mut b);
+        }
+        if rest.len() == Self::BYTES {
+            Self::dot_block(rest, x_rest, s_rest, &mut a);
+        }
+        let lanes = a.lanes.add(a.lanes2).add(b.lanes.add(b.lanes2));
+        lanes.sum() + (a.corr + b.corr)
     }
-    sum(&acc.lanes) + acc.corr
+
+    /// Decodes whole blocks to f32.
+    #[inline(always)]
+    fn decode<S: Simd>(blocks: &[u8], out: &mut [f32]) {
+        for (b, y) in blocks
+            .chunks_exact(Self::BYTES)
+            .zip(out.chunks_exact_mut(Self::BLOCK))
+        {
+            Self::decode_block::<S>(b, y);
+        }
+    }
 }
 
 #[cfg(test)]

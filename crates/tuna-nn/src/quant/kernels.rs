@@ -13,10 +13,13 @@ use super::format::{Format, QuantType};
 use super::isa::Isa;
 use super::kquant::{Q4K, Q5K, Q6K};
 use super::legacy::{Q4_0, Q4_1, Q8_0};
+use super::simd::{Portable, Simd};
+#[cfg(target_arch = "x86_64")]
+use super::simd_x86::{Avx2, Avx512};
 
 /// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long.
 #[inline(always)]
-fn dot_rows_body<F: Format, const FMA: bool>(
+fn dot_rows_body<F: Format, S: Simd>(
     rows: &[u8],
     row_bytes: usize,
     x: &[f32],
@@ -24,43 +27,43 @@ fn dot_rows_body<F: Format, const FMA: bool>(
     y: &mut [f32],
 ) {
     for (row, yi) in rows.chunks_exact(row_bytes).zip(y) {
-        *yi = F::dot_row::<FMA>(row, x, sums);
+        *yi = F::dot_row::<S>(row, x, sums);
     }
 }
 
 /// Generates the three builds of a generic kernel body: `$avx512`, `$avx2` (x86-64 only,
 /// `unsafe`: the caller checks the CPU) and `$portable`.
 macro_rules! builds {
-    ($body:ident<$fma:ident>, $avx512:ident, $avx2:ident, $portable:ident,
+    ($body:ident, $avx512:ident, $avx2:ident, $portable:ident,
      ($($arg:ident: $ty:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
         unsafe fn $avx512<F: Format>($($arg: $ty),*) {
-            $body::<F, true>($($arg),*)
+            $body::<F, Avx512>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $avx2<F: Format>($($arg: $ty),*) {
-            $body::<F, true>($($arg),*)
+            $body::<F, Avx2>($($arg),*)
         }
 
         fn $portable<F: Format>($($arg: $ty),*) {
-            $body::<F, false>($($arg),*)
+            $body::<F, Portable>($($arg),*)
         }
     };
 }
 
-builds!(dot_rows_body<FMA>, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
+builds!(dot_rows_body, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
     (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
 
-/// `F::decode` (no multiply-adds: the const parameter is there for `builds!`).
+/// `F::decode` on vector type `S`.
 #[inline(always)]
-fn decode_body<F: Format, const FMA: bool>(blocks: &[u8], out: &mut [f32]) {
-    F::decode(blocks, out)
+fn decode_body<F: Format, S: Simd>(blocks: &[u8], out: &mut [f32]) {
+    F::decode::<S>(blocks, out)
 }
 
-builds!(decode_body<FMA>, decode_avx512, decode_avx2, decode_portable,
+builds!(decode_body, decode_avx512, decode_avx2, decode_portable,
     (blocks: &[u8], out: &mut [f32]));
 
 /// Runs `$run::<F>` with `F` the format of `$ty`.

@@ -5,54 +5,48 @@
 //! inputs, computed once per input row. The inputs stay f32 (llama.cpp rounds them to 8 bits,
 //! which would move the result by far more than the 1e-4 these kernels keep to).
 
-use super::format::{dot_blocks, Acc, Format};
-use super::lanes::{f16_at, madd, madd_lanes, scale_add, Lanes};
+use super::format::{Acc, Format};
+use super::simd::{bytes16, f16_at, Simd};
 
-/// The 16 low and 16 high nibbles of 16 bytes, as f32.
+/// The low and the high nibbles of 16 bytes, minus `offset` (wrapping).
 #[inline(always)]
-fn nibbles(qs: &[u8]) -> (Lanes, Lanes) {
-    let qs: &[u8; 16] = qs[..16].try_into().expect("16 bytes");
-    let lo = std::array::from_fn(|j| (qs[j] & 15) as f32);
-    let hi = std::array::from_fn(|j| (qs[j] >> 4) as f32);
+fn nibbles(qs: &[u8; 16], offset: u8) -> ([u8; 16], [u8; 16]) {
+    let (mut lo, mut hi) = ([0u8; 16], [0u8; 16]);
+    for j in 0..16 {
+        lo[j] = (qs[j] & 15).wrapping_sub(offset);
+        hi[j] = (qs[j] >> 4).wrapping_sub(offset);
+    }
     (lo, hi)
 }
 
 /// `x[..16] · lo + x[16..32] · hi` in 16 lanes.
 #[inline(always)]
-fn two_halves<const FMA: bool>(x: &[f32], lo: &Lanes, hi: &Lanes) -> Lanes {
-    let mut t = [0f32; 16];
-    madd_lanes::<FMA>(&mut t, &x[..16], lo);
-    madd_lanes::<FMA>(&mut t, &x[16..32], hi);
-    t
+fn two_halves<S: Simd>(x: &[f32], lo: S, hi: S) -> S {
+    hi.madd(S::load(&x[16..]), lo.mul(S::load(x)))
 }
 
 /// Q4_0: `d` (f16), then 16 bytes of 4-bit values; weight = d * (q - 8).
 pub(crate) struct Q4_0;
 
 impl Format for Q4_0 {
+    const BLOCK: usize = 32;
     const BYTES: usize = 18;
 
     #[inline(always)]
-    fn dot_row<const FMA: bool>(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
-        dot_blocks(row, x, sums, (32, Self::BYTES), |b, x, s, acc: &mut Acc| {
-            let d = f16_at(b, 0);
-            let (lo, hi) = nibbles(&b[2..18]);
-            scale_add::<FMA>(&mut acc.lanes, d, &two_halves::<FMA>(x, &lo, &hi));
-            acc.corr = madd::<FMA>(-8.0 * d, s[0], acc.corr);
-        })
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
+        let d = f16_at::<S>(b, 0);
+        let (lo, hi) = S::from_nibbles(bytes16(b, 2));
+        let t = two_halves(x, lo, hi);
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
+        acc.corr = S::madd1(-8.0 * d, s[0], acc.corr);
     }
 
-    fn decode(blocks: &[u8], out: &mut [f32]) {
-        for (b, y) in blocks
-            .chunks_exact(Self::BYTES)
-            .zip(out.chunks_exact_mut(32))
-        {
-            let d = f16_at(b, 0);
-            for j in 0..16 {
-                y[j] = ((b[2 + j] & 15) as i32 - 8) as f32 * d;
-                y[j + 16] = ((b[2 + j] >> 4) as i32 - 8) as f32 * d;
-            }
-        }
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let d = S::splat(f16_at::<S>(b, 0));
+        let (lo, hi) = nibbles(bytes16(b, 2), 8);
+        S::from_i8(&lo).mul(d).store(y);
+        S::from_i8(&hi).mul(d).store(&mut y[16..]);
     }
 }
 
@@ -60,29 +54,24 @@ impl Format for Q4_0 {
 pub(crate) struct Q4_1;
 
 impl Format for Q4_1 {
+    const BLOCK: usize = 32;
     const BYTES: usize = 20;
 
     #[inline(always)]
-    fn dot_row<const FMA: bool>(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
-        dot_blocks(row, x, sums, (32, Self::BYTES), |b, x, s, acc: &mut Acc| {
-            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-            let (lo, hi) = nibbles(&b[4..20]);
-            scale_add::<FMA>(&mut acc.lanes, d, &two_halves::<FMA>(x, &lo, &hi));
-            acc.corr = madd::<FMA>(m, s[0], acc.corr);
-        })
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
+        let (d, m) = (f16_at::<S>(b, 0), f16_at::<S>(b, 2));
+        let (lo, hi) = S::from_nibbles(bytes16(b, 4));
+        let t = two_halves(x, lo, hi);
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
+        acc.corr = S::madd1(m, s[0], acc.corr);
     }
 
-    fn decode(blocks: &[u8], out: &mut [f32]) {
-        for (b, y) in blocks
-            .chunks_exact(Self::BYTES)
-            .zip(out.chunks_exact_mut(32))
-        {
-            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-            for j in 0..16 {
-                y[j] = (b[4 + j] & 15) as f32 * d + m;
-                y[j + 16] = (b[4 + j] >> 4) as f32 * d + m;
-            }
-        }
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let (d, m) = (S::splat(f16_at::<S>(b, 0)), S::splat(f16_at::<S>(b, 2)));
+        let (lo, hi) = nibbles(bytes16(b, 4), 0);
+        S::from_u8(&lo).mul(d).add(m).store(y);
+        S::from_u8(&hi).mul(d).add(m).store(&mut y[16..]);
     }
 }
 
@@ -90,28 +79,20 @@ impl Format for Q4_1 {
 pub(crate) struct Q8_0;
 
 impl Format for Q8_0 {
+    const BLOCK: usize = 32;
     const BYTES: usize = 34;
 
     #[inline(always)]
-    fn dot_row<const FMA: bool>(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
-        dot_blocks(row, x, sums, (32, Self::BYTES), |b, x, _, acc: &mut Acc| {
-            let d = f16_at(b, 0);
-            let qs: &[u8; 32] = b[2..34].try_into().expect("32 bytes");
-            let lo: Lanes = std::array::from_fn(|j| qs[j] as i8 as f32);
-            let hi: Lanes = std::array::from_fn(|j| qs[j + 16] as i8 as f32);
-            scale_add::<FMA>(&mut acc.lanes, d, &two_halves::<FMA>(x, &lo, &hi));
-        })
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {
+        let d = f16_at::<S>(b, 0);
+        let t = two_halves(x, S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
     }
 
-    fn decode(blocks: &[u8], out: &mut [f32]) {
-        for (b, y) in blocks
-            .chunks_exact(Self::BYTES)
-            .zip(out.chunks_exact_mut(32))
-        {
-            let d = f16_at(b, 0);
-            for j in 0..32 {
-                y[j] = b[2 + j] as i8 as f32 * d;
-            }
-        }
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let d = S::splat(f16_at::<S>(b, 0));
+        S::from_i8(bytes16(b, 2)).mul(d).store(y);
+        S::from_i8(bytes16(b, 18)).mul(d).store(&mut y[16..]);
     }
 }

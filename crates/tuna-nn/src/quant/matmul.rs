@@ -8,9 +8,9 @@
 
 use super::isa::Isa;
 use super::kernels;
-use super::lanes::sums32;
 use super::matrix::QuantMatrix;
 use super::panel;
+use super::simd::sums32;
 use candle_core::Result;
 use rayon::prelude::*;
 

@@ -26,8 +26,8 @@
 //! portable Rust); `matmul_t_on` and `matmul_on` run a given one, for tests and benchmarks.
 //! Threads: rayon's current pool (`ThreadPool::install` to choose).
 //!
-//! One concept per file: `isa` (which instruction set), `lanes` (the vector building
-//! blocks), `format` (the stored types), `legacy`, `kquant` and `float` (each type's dot
+//! One concept per file: `isa` (which instruction set), `simd` and `simd_x86` (the
+//! 16-lane vector the kernels are written in), `format` (the stored types), `legacy`, `kquant` and `float` (each type's dot
 //! product and decoding), `kernels` (their builds per instruction set), `matrix`
 //! (`QuantMatrix`), `matmul` (the products, one-row case), `panel` (many rows, on `gemm`),
 //! `op` (`QLinear`).
@@ -37,12 +37,14 @@ mod format;
 mod isa;
 mod kernels;
 mod kquant;
-mod lanes;
 mod legacy;
 mod matmul;
 mod matrix;
 mod op;
 mod panel;
+mod simd;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
 #[cfg(test)]
 mod testing;
 

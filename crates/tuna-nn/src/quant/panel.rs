@@ -21,6 +21,14 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The output's element `at` (a method, so that closures capture the whole `Out`).
+    fn at(&self, at: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the output buffer (offsets below m * n).
+        unsafe { self.0.add(at) }
+    }
+}
+
 /// `n` rows cut into pieces of about `want` (a multiple of `align`), into at least
 /// `2 * threads` pieces when there are enough rows; returns the piece length.
 fn piece(n: usize, want: usize, align: usize) -> usize {
@@ -42,7 +50,6 @@ pub(crate) fn matmul_t(isa: Isa, w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f3
             scratch.resize(rows * k, 0.0);
             let bytes = &w.bytes()[r0 * rb..(r0 + rows) * rb];
             kernels::decode(isa, w.quant_type(), bytes, scratch);
-            let out = out;
             // SAFETY: columns r0..r0 + rows of the (m, n) output belong to this task; `x`
             // holds (m, k) values and `scratch` (rows, k), read as its transpose (k, rows).
             unsafe {
@@ -50,7 +57,7 @@ pub(crate) fn matmul_t(isa: Isa, w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f3
                     m,
                     rows,
                     k,
-                    out.0.add(r0),
+                    out.at(r0),
                     1,
                     n as isize,
                     false,
@@ -90,7 +97,6 @@ pub(crate) fn matmul(isa: Isa, w: &QuantMatrix, g: &[f32], m: usize) -> Vec<f32>
             for r0 in (0..n).step_by(r) {
                 let rows = r.min(n - r0);
                 decode_tile(isa, w, (r0, rows), (c0, cols), scratch);
-                let out = out;
                 // SAFETY: columns c0..c0 + cols of the (m, k) output belong to this task and
                 // were written by the first tile (read_dst only from the second on); `g`
                 // holds (m, n) values, `scratch` (rows, cols).
@@ -99,7 +105,7 @@ pub(crate) fn matmul(isa: Isa, w: &QuantMatrix, g: &[f32], m: usize) -> Vec<f32>
                         m,
                         cols,
                         rows,
-                        out.0.add(c0),
+                        out.at(c0),
                         1,
                         k as isize,
                         r0 > 0,
