@@ -25,6 +25,7 @@ pub mod mask;
 pub mod ops;
 pub mod pooling;
 pub mod product;
+pub mod quant;
 pub mod rms_norm;
 pub mod rope_op;
 pub mod rotary;

@@ -1,0 +1,163 @@
+//! Speed of products on quantised weights (`tuna_nn::quant`) against the f32 paths, on
+//! SmolLM2-135M's shapes: `cargo run --release -p tuna-nn --example quant_speed`.
+//!
+//! One input row (decoding a token): `QuantMatrix::matmul_t` against the f32 weight through
+//! `row_split` (tuna's one-row f32 path), at 1 and 2 threads, as GB/s of weight read and the
+//! ratio of times. 512 rows (a training batch): `matmul_t` and `matmul` (the input gradient)
+//! against candle's f32 matmul. `QUANT_SPEED_TYPES=Q4_0,Q8_0` picks types,
+//! `QUANT_SPEED_ISA=avx2` (or `portable`) the kernels' instruction set.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Result, Tensor};
+use std::time::Instant;
+use tuna_nn::quant::{Isa, QuantMatrix};
+use tuna_nn::row_split::row_split_matmul;
+
+const TYPES: [GgmlDType; 9] = [
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q8_0,
+    GgmlDType::Q4K,
+    GgmlDType::Q5K,
+    GgmlDType::Q6K,
+    GgmlDType::F16,
+    GgmlDType::BF16,
+    GgmlDType::F32,
+];
+
+/// Seconds per call of `f`: the best of 5 rounds, each of at least 0.1 s.
+fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let (t0, mut reps) = (Instant::now(), 0);
+        while reps == 0 || t0.elapsed().as_secs_f64() < 0.1 {
+            f()?;
+            reps += 1;
+        }
+        best = best.min(t0.elapsed().as_secs_f64() / reps as f64);
+    }
+    Ok(best)
+}
+
+/// The instruction set `QUANT_SPEED_ISA` names, else the best one.
+fn isa() -> Isa {
+    let want = std::env::var("QUANT_SPEED_ISA").unwrap_or_default();
+    Isa::available()
+        .into_iter()
+        .find(|i| i.name() == want)
+        .unwrap_or(Isa::best())
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+}
+
+fn types() -> Vec<GgmlDType> {
+    let Ok(pick) = std::env::var("QUANT_SPEED_TYPES") else {
+        return TYPES.to_vec();
+    };
+    let names: Vec<String> = pick.split(',').map(|s| s.replace('_', "")).collect();
+    TYPES
+        .into_iter()
+        .filter(|t| {
+            names
+                .iter()
+                .any(|n| format!("{t:?}").replace('_', "") == *n)
+        })
+        .collect()
+}
+
+/// One-row products of a (rows, cols) weight, every type against f32 `row_split`.
+fn one_row(rows: usize, cols: usize) -> Result<()> {
+    let dev = Device::Cpu;
+    let wf = (Tensor::randn(0f32, 1.0, (rows, cols), &dev)? * 0.02)?;
+    let x = Tensor::randn(0f32, 1.0, (1, cols), &dev)?;
+    let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let f32_bytes = (rows * cols * 4) as f64;
+    for threads in [1, 2] {
+        let p = pool(threads);
+        let base = p.install(|| time(|| row_split_matmul(&x, &wf).map(|_| ())))?;
+        println!(
+            "  ({rows:>5}, {cols:>4}) {threads}t  f32 row_split   {:8.1} us {:6.1} GB/s",
+            base * 1e6,
+            f32_bytes / base / 1e9
+        );
+        for dtype in types() {
+            if cols % dtype.block_size() != 0 {
+                println!(
+                    "  ({rows:>5}, {cols:>4}) {threads}t  {dtype:<6?}  n/a (rows not whole blocks)"
+                );
+                continue;
+            }
+            let w = QuantMatrix::quantize(&wf, dtype)?;
+            let s = p.install(|| time(|| w.matmul_t_on(isa(), &xv, 1).map(|_| ())))?;
+            println!(
+                "  ({rows:>5}, {cols:>4}) {threads}t  {dtype:<6?}          {:8.1} us {:6.1} GB/s  {:5.2}x f32",
+                s * 1e6,
+                w.nbytes() as f64 / s / 1e9,
+                base / s
+            );
+        }
+    }
+    Ok(())
+}
+
+/// 512-row products of a (rows, cols) weight against candle's f32 matmul, both directions.
+fn many_rows(rows: usize, cols: usize, m: usize) -> Result<()> {
+    let dev = Device::Cpu;
+    let wf = (Tensor::randn(0f32, 1.0, (rows, cols), &dev)? * 0.02)?;
+    let x = Tensor::randn(0f32, 1.0, (m, cols), &dev)?;
+    let g = Tensor::randn(0f32, 1.0, (m, rows), &dev)?;
+    let (xv, gv): (Vec<f32>, Vec<f32>) = (x.flatten_all()?.to_vec1()?, g.flatten_all()?.to_vec1()?);
+    let wt = wf.t()?;
+    for threads in [1, 2] {
+        let p = pool(threads);
+        let fwd = p.install(|| time(|| x.matmul(&wt).map(|_| ())))?;
+        let bwd = p.install(|| time(|| g.matmul(&wf).map(|_| ())))?;
+        let flop = 2.0 * (m * rows * cols) as f64;
+        println!(
+            "  m={m} ({rows:>5}, {cols:>4}) {threads}t  f32 candle  x W^T {:7.2} ms ({:5.1} GFLOP/s)  g W {:7.2} ms",
+            fwd * 1e3,
+            flop / fwd / 1e9,
+            bwd * 1e3
+        );
+        for dtype in types() {
+            if cols % dtype.block_size() != 0 {
+                continue;
+            }
+            let w = QuantMatrix::quantize(&wf, dtype)?;
+            let f = p.install(|| time(|| w.matmul_t_on(isa(), &xv, m).map(|_| ())))?;
+            let b = p.install(|| time(|| w.matmul_on(isa(), &gv, m).map(|_| ())))?;
+            println!(
+                "  m={m} ({rows:>5}, {cols:>4}) {threads}t  {dtype:<6?}      x W^T {:7.2} ms ({:4.2}x f32 time)  g W {:7.2} ms ({:4.2}x)",
+                f * 1e3,
+                f / fwd,
+                b * 1e3,
+                b / bwd
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tuna_core::threads::one_pool();
+    println!(
+        "kernels: {} (available: {:?})",
+        isa().name(),
+        Isa::available()
+    );
+    println!("one input row (decoding): time, weight bytes read per second, speed-up over f32");
+    for (rows, cols) in [(576, 1536), (1536, 576), (49152, 576)] {
+        one_row(rows, cols)?;
+    }
+    println!("512 input rows: time, and time relative to candle's f32 matmul (lower is faster)");
+    for (rows, cols) in [(576, 1536), (1536, 576)] {
+        many_rows(rows, cols, 512)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The 32-weight block types: Q4_0, Q4_1 and Q8_0 (`block_q4_0` etc. in GGML's `ggml-common.h`).
+//!
+//! A block's dot product is its integer values times the inputs, in 16 lanes, scaled once by
+//! the block's scale; Q4_0's offset of 8 and Q4_1's minimum multiply the sum of the block's
+//! inputs, computed once per input row. The inputs stay f32 (llama.cpp rounds them to 8 bits,
+//! which would move the result by far more than the 1e-4 these kernels keep to).
+
+use super::format::{Acc, Format};
+use super::simd::{bytes16, f16_at, Simd};
+
+/// The low and the high nibbles of 16 bytes, minus `offset` (wrapping).
+#[inline(always)]
+fn nibbles(qs: &[u8; 16], offset: u8) -> ([u8; 16], [u8; 16]) {
+    let (mut lo, mut hi) = ([0u8; 16], [0u8; 16]);
+    for j in 0..16 {
+        lo[j] = (qs[j] & 15).wrapping_sub(offset);
+        hi[j] = (qs[j] >> 4).wrapping_sub(offset);
+    }
+    (lo, hi)
+}
+
+/// `x[..16] · lo + x[16..32] · hi` in 16 lanes.
+#[inline(always)]
+fn two_halves<S: Simd>(x: &[f32], lo: S, hi: S) -> S {
+    hi.madd(S::load(&x[16..]), lo.mul(S::load(x)))
+}
+
+/// Q4_0: `d` (f16), then 16 bytes of 4-bit values; weight = d * (q - 8).
+pub(crate) struct Q4_0;
+
+impl Format for Q4_0 {
+    const BLOCK: usize = 32;
+    const BYTES: usize = 18;
+
+    #[inline(always)]
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
+        let d = f16_at::<S>(b, 0);
+        let (lo, hi) = S::from_nibbles(bytes16(b, 2));
+        let t = two_halves(x, lo, hi);
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
+        acc.corr = S::madd1(-8.0 * d, s[0], acc.corr);
+    }
+
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let d = S::splat(f16_at::<S>(b, 0));
+        let (lo, hi) = nibbles(bytes16(b, 2), 8);
+        S::from_i8(&lo).mul(d).store(y);
+        S::from_i8(&hi).mul(d).store(&mut y[16..]);
+    }
+}
+
+/// Q4_1: `d` and `m` (f16), then 16 bytes of 4-bit values; weight = d * q + m.
+pub(crate) struct Q4_1;
+
+impl Format for Q4_1 {
+    const BLOCK: usize = 32;
+    const BYTES: usize = 20;
+
+    #[inline(always)]
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
+        let (d, m) = (f16_at::<S>(b, 0), f16_at::<S>(b, 2));
+        let (lo, hi) = S::from_nibbles(bytes16(b, 4));
+        let t = two_halves(x, lo, hi);
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
+        acc.corr = S::madd1(m, s[0], acc.corr);
+    }
+
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let (d, m) = (S::splat(f16_at::<S>(b, 0)), S::splat(f16_at::<S>(b, 2)));
+        let (lo, hi) = nibbles(bytes16(b, 4), 0);
+        S::from_u8(&lo).mul(d).add(m).store(y);
+        S::from_u8(&hi).mul(d).add(m).store(&mut y[16..]);
+    }
+}
+
+/// Q8_0: `d` (f16), then 32 signed bytes; weight = d * q.
+pub(crate) struct Q8_0;
+
+impl Format for Q8_0 {
+    const BLOCK: usize = 32;
+    const BYTES: usize = 34;
+
+    #[inline(always)]
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {
+        let d = f16_at::<S>(b, 0);
+        let t = two_halves(x, S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
+        acc.lanes = S::splat(d).madd(t, acc.lanes);
+    }
+
+    #[inline(always)]
+    fn decode_block<S: Simd>(b: &[u8], y: &mut [f32]) {
+        let d = S::splat(f16_at::<S>(b, 0));
+        S::from_i8(bytes16(b, 2)).mul(d).store(y);
+        S::from_i8(bytes16(b, 18)).mul(d).store(&mut y[16..]);
+    }
+}

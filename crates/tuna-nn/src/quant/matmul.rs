@@ -1,0 +1,214 @@
+//! The products of a `QuantMatrix` with f32 inputs: `x W^T` (the layer's forward) and `g W`
+//! (the gradient with respect to its input, all a frozen weight needs).
+//!
+//! One input row (decoding a token) is bound by reading the weight from memory, so it runs on
+//! the stored bytes directly: each thread takes a band of rows and decodes its blocks in
+//! registers as it goes (`kernels::dot_rows`); a 4-bit weight is read in an eighth of the
+//! time of an f32 one. More rows go through decoded tiles and `gemm` (`panel.rs`).
+
+use super::isa::Isa;
+use super::kernels;
+use super::matrix::QuantMatrix;
+use super::panel;
+use super::simd::sums32;
+use candle_core::Result;
+use rayon::prelude::*;
+
+/// Bands of fewer rows than this are not split further across threads.
+const MIN_BAND: usize = 64;
+
+impl QuantMatrix {
+    /// `x W^T`: `x` holds `m` rows of `col_count()` values, row-major; the result `m` rows
+    /// of `row_count()` values. The weights are decoded on the fly; `x` stays f32.
+    pub fn matmul_t(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        self.matmul_t_on(Isa::best(), x, m)
+    }
+
+    /// `matmul_t` on the kernels built for `isa` (to compare the builds); errors when this
+    /// CPU lacks `isa`.
+    pub fn matmul_t_on(&self, isa: Isa, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        self.check(isa, "matmul_t", x.len(), (m, self.col_count()))?;
+        let n = self.row_count();
+        if m * n == 0 {
+            return Ok(vec![0.0; m * n]);
+        }
+        if m == 1 {
+            return Ok(self.one_row(isa, x));
+        }
+        Ok(panel::matmul_t(isa, self, x, m))
+    }
+
+    /// `g W`: `g` holds `m` rows of `row_count()` values (a gradient of the output), the
+    /// result `m` rows of `col_count()` values (the gradient of the input).
+    pub fn matmul(&self, g: &[f32], m: usize) -> Result<Vec<f32>> {
+        self.matmul_on(Isa::best(), g, m)
+    }
+
+    /// `matmul` on the kernels built for `isa`; errors when this CPU lacks `isa`.
+    pub fn matmul_on(&self, isa: Isa, g: &[f32], m: usize) -> Result<Vec<f32>> {
+        self.check(isa, "matmul", g.len(), (m, self.row_count()))?;
+        if m * self.col_count() == 0 {
+            return Ok(vec![0.0; m * self.col_count()]);
+        }
+        Ok(panel::matmul(isa, self, g, m))
+    }
+
+    /// Errors unless the CPU has `isa` and the input holds `m` rows of `cols` values.
+    fn check(&self, isa: Isa, op: &str, len: usize, (m, cols): (usize, usize)) -> Result<()> {
+        if !isa.supported() {
+            candle_core::bail!("quantised {op}: this CPU has no {}", isa.name())
+        }
+        if len != m * cols {
+            candle_core::bail!(
+                "quantised {op}: {len} input values are not {m} rows of {cols} for a \
+                 ({}, {}) weight",
+                self.row_count(),
+                self.col_count()
+            )
+        }
+        Ok(())
+    }
+
+    /// `x W^T` for one input row, the weight's rows split in bands across the threads.
+    fn one_row(&self, isa: Isa, x: &[f32]) -> Vec<f32> {
+        let (ty, rb) = (self.quant_type(), self.row_bytes());
+        let sums = if ty.is_float() { Vec::new() } else { sums32(x) };
+        let n = self.row_count();
+        let threads = rayon::current_num_threads();
+        // A few bands per thread, so a thread slowed by other work is caught up by the rest.
+        let band = n.div_ceil(4 * threads).max(MIN_BAND);
+        let mut y = vec![0f32; n];
+        y.par_chunks_mut(band).enumerate().for_each(|(i, yb)| {
+            let r0 = i * band;
+            let rows = &self.bytes()[r0 * rb..(r0 + yb.len()) * rb];
+            kernels::dot_rows(isa, ty, (rows, rb), x, &sums, yb);
+        });
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::testing::{assert_close, candle_dequantized, normal, weights};
+    use candle_core::quantized::GgmlDType;
+    use candle_core::{Device, Tensor};
+
+    /// `x W^T` and `g W` through candle: its decoding, then its f32 matmul.
+    fn reference(w: &QuantMatrix, x: &[f32], g: &[f32], m: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let wf = candle_dequantized(w)?;
+        let (n, k) = (w.row_count(), w.col_count());
+        let x = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
+        let g = Tensor::from_slice(g, (m, n), &Device::Cpu)?;
+        let y = x.matmul(&wf.t()?)?.flatten_all()?.to_vec1()?;
+        let dx = g.matmul(&wf)?.flatten_all()?.to_vec1()?;
+        Ok((y, dx))
+    }
+
+    /// Both products of a (301, 512) weight of type `dtype` with 1, 3 and 17 input rows, on
+    /// 3 threads (301 rows split unevenly): within 1e-4 of candle's decode-then-matmul on
+    /// every instruction set this CPU has; the AVX builds agree exactly, and with the
+    /// portable build (no fused multiply-add) to 1e-5.
+    fn products_match_candle(dtype: GgmlDType, seed: u64) -> Result<()> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let (n, k) = (301, 512);
+        let w = QuantMatrix::quantize(&weights(n, k, seed)?, dtype)?;
+        for m in [1, 3, 17] {
+            let (x, g) = (normal(m * k, seed + 1), normal(m * n, seed + 2));
+            let (want_y, want_dx) = reference(&w, &x, &g, m)?;
+            let mut first: Option<(Isa, Vec<f32>, Vec<f32>)> = None;
+            for isa in Isa::available() {
+                let y = pool.install(|| w.matmul_t_on(isa, &x, m))?;
+                let dx = pool.install(|| w.matmul_on(isa, &g, m))?;
+                let what = format!("{dtype:?} m={m} {}", isa.name());
+                assert_close(&y, &want_y, 1e-4, &format!("{what} x W^T"));
+                assert_close(&dx, &want_dx, 1e-4, &format!("{what} g W"));
+                match &first {
+                    None => first = Some((isa, y, dx)),
+                    Some((_, y0, dx0)) if isa != Isa::Portable => {
+                        assert_eq!((&y, &dx), (y0, dx0), "{what} vs the first build");
+                    }
+                    Some((_, y0, dx0)) => {
+                        assert_close(&y, y0, 1e-5, &format!("{what} x W^T vs FMA"));
+                        assert_eq!(&dx, dx0, "{what} g W: the same decoding and gemm");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn q4_0_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q4_0, 10)
+    }
+
+    #[test]
+    fn q4_1_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q4_1, 20)
+    }
+
+    #[test]
+    fn q8_0_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q8_0, 30)
+    }
+
+    #[test]
+    fn q4_k_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q4K, 40)
+    }
+
+    #[test]
+    fn q5_k_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q5K, 50)
+    }
+
+    #[test]
+    fn q6_k_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::Q6K, 60)
+    }
+
+    #[test]
+    fn f16_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::F16, 70)
+    }
+
+    #[test]
+    fn bf16_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::BF16, 80)
+    }
+
+    #[test]
+    fn f32_products_match_candle() -> Result<()> {
+        products_match_candle(GgmlDType::F32, 90)
+    }
+
+    /// Float rows of any length (a 16-lane body and a tail), and a weight tall enough that
+    /// the input gradient sums several row tiles.
+    #[test]
+    fn odd_float_rows_and_many_row_tiles() -> Result<()> {
+        let w = QuantMatrix::quantize(&weights(7, 37, 1)?, GgmlDType::F16)?;
+        let x = normal(37, 2);
+        let (want, _) = reference(&w, &x, &normal(7, 3), 1)?;
+        assert_close(&w.matmul_t(&x, 1)?, &want, 1e-4, "f16 k=37");
+        let (n, k, m) = (1100, 64, 2);
+        let w = QuantMatrix::quantize(&weights(n, k, 4)?, GgmlDType::Q8_0)?;
+        let (x, g) = (normal(m * k, 5), normal(m * n, 6));
+        let (want_y, want_dx) = reference(&w, &x, &g, m)?;
+        assert_close(&w.matmul_t(&x, m)?, &want_y, 1e-4, "q8_0 tall x W^T");
+        assert_close(&w.matmul(&g, m)?, &want_dx, 1e-4, "q8_0 tall g W");
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_input_lengths_are_errors() -> Result<()> {
+        let w = QuantMatrix::quantize(&weights(4, 32, 1)?, GgmlDType::Q4_0)?;
+        assert!(w.matmul_t(&[0.0; 31], 1).is_err());
+        assert!(w.matmul(&[0.0; 5], 1).is_err());
+        assert_eq!(w.matmul_t(&[], 0)?, Vec::<f32>::new());
+        Ok(())
+    }
+}

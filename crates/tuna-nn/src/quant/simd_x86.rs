@@ -1,0 +1,256 @@
+//! `Simd` on x86-64: AVX-512 (one 512-bit register) and AVX2 + FMA + F16C (two 256-bit ones).
+//!
+//! These types are used only inside the `#[target_feature]` builds of `kernels.rs`, which run
+//! after `Isa::supported` has checked the CPU; every method is `#[inline(always)]` so that it
+//! is compiled into those builds. That is the safety argument of every `unsafe` block here:
+//! the intrinsics' target features are present whenever the code runs.
+//!
+//! The AVX-512 intrinsics are stable from Rust 1.89, past the workspace's declared 1.85; that
+//! declaration is already unbuildable (candle-core 0.11.1 calls `slice::as_chunks`, stable
+//! from 1.88), so the lint is allowed here rather than the AVX-512 build dropped.
+#![allow(clippy::incompatible_msrv)]
+
+use super::simd::Simd;
+use std::arch::x86_64::*;
+
+/// Lanes 0..8 + lanes 4..8, then the same halving down to one value (the `Simd::sum` order
+/// from its second step).
+#[inline(always)]
+unsafe fn sum8(v: __m256) -> f32 {
+    let s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    _mm_cvtss_f32(s1)
+}
+
+/// One IEEE half as f32 with F16C's conversion.
+#[inline(always)]
+unsafe fn f16c(h: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// 16 f32 lanes in one AVX-512 register.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(__m512);
+
+impl Simd for Avx512 {
+    #[inline(always)]
+    fn zero() -> Self {
+        Self(unsafe { _mm512_setzero_ps() })
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Self(unsafe { _mm512_set1_ps(v) })
+    }
+    #[inline(always)]
+    fn load(x: &[f32]) -> Self {
+        let x = &x[..16];
+        Self(unsafe { _mm512_loadu_ps(x.as_ptr()) })
+    }
+    #[inline(always)]
+    fn from_u8(b: &[u8; 16]) -> Self {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            Self(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)))
+        }
+    }
+    #[inline(always)]
+    fn from_i8(b: &[u8; 16]) -> Self {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            Self(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)))
+        }
+    }
+    #[inline(always)]
+    fn from_nibbles(b: &[u8; 16]) -> (Self, Self) {
+        unsafe {
+            let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(b.as_ptr() as *const __m128i));
+            let lo = _mm512_and_si512(v, _mm512_set1_epi32(15));
+            let hi = _mm512_srli_epi32(v, 4);
+            (Self(_mm512_cvtepi32_ps(lo)), Self(_mm512_cvtepi32_ps(hi)))
+        }
+    }
+    #[inline(always)]
+    fn f16(h: u16) -> f32 {
+        unsafe { f16c(h) }
+    }
+    #[inline(always)]
+    fn from_f16(b: &[u8]) -> Self {
+        let b = &b[..32];
+        unsafe {
+            Self(_mm512_cvtph_ps(_mm256_loadu_si256(
+                b.as_ptr() as *const __m256i
+            )))
+        }
+    }
+    #[inline(always)]
+    fn from_bf16(b: &[u8]) -> Self {
+        let b = &b[..32];
+        unsafe {
+            let v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(b.as_ptr() as *const __m256i));
+            Self(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)))
+        }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        Self(unsafe { _mm512_mul_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Self(unsafe { _mm512_add_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Self(unsafe { _mm512_sub_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn madd(self, b: Self, c: Self) -> Self {
+        Self(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn madd1(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        unsafe {
+            let lo = _mm512_castps512_ps256(self.0);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(self.0), 1));
+            sum8(_mm256_add_ps(lo, hi))
+        }
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [f32]) {
+        let out = &mut out[..16];
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), self.0) }
+    }
+}
+
+/// 16 f32 lanes in two AVX2 registers (lanes 0..8, 8..16).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(__m256, __m256);
+
+/// 8 bfloat16 values as f32 (no closures here or below: each must be inlined into the
+/// `#[target_feature]` build, and a closure might not be).
+#[inline(always)]
+unsafe fn bf16x8(v: __m128i) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16))
+}
+
+impl Simd for Avx2 {
+    #[inline(always)]
+    fn zero() -> Self {
+        unsafe { Self(_mm256_setzero_ps(), _mm256_setzero_ps()) }
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        unsafe { Self(_mm256_set1_ps(v), _mm256_set1_ps(v)) }
+    }
+    #[inline(always)]
+    fn load(x: &[f32]) -> Self {
+        let x = &x[..16];
+        unsafe {
+            Self(
+                _mm256_loadu_ps(x.as_ptr()),
+                _mm256_loadu_ps(x[8..].as_ptr()),
+            )
+        }
+    }
+    #[inline(always)]
+    fn from_u8(b: &[u8; 16]) -> Self {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let lo = _mm256_cvtepu8_epi32(v);
+            let hi = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
+            Self(_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi))
+        }
+    }
+    #[inline(always)]
+    fn from_i8(b: &[u8; 16]) -> Self {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let lo = _mm256_cvtepi8_epi32(v);
+            let hi = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
+            Self(_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi))
+        }
+    }
+    #[inline(always)]
+    fn from_nibbles(b: &[u8; 16]) -> (Self, Self) {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let (v0, v1) = (
+                _mm256_cvtepu8_epi32(v),
+                _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)),
+            );
+            let m = _mm256_set1_epi32(15);
+            let lo = Self(
+                _mm256_cvtepi32_ps(_mm256_and_si256(v0, m)),
+                _mm256_cvtepi32_ps(_mm256_and_si256(v1, m)),
+            );
+            let hi = Self(
+                _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)),
+                _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)),
+            );
+            (lo, hi)
+        }
+    }
+    #[inline(always)]
+    fn f16(h: u16) -> f32 {
+        unsafe { f16c(h) }
+    }
+    #[inline(always)]
+    fn from_f16(b: &[u8]) -> Self {
+        let b = &b[..32];
+        unsafe {
+            let lo = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let hi = _mm_loadu_si128(b[16..].as_ptr() as *const __m128i);
+            Self(_mm256_cvtph_ps(lo), _mm256_cvtph_ps(hi))
+        }
+    }
+    #[inline(always)]
+    fn from_bf16(b: &[u8]) -> Self {
+        let b = &b[..32];
+        unsafe {
+            let lo = _mm_loadu_si128(b.as_ptr() as *const __m128i);
+            let hi = _mm_loadu_si128(b[16..].as_ptr() as *const __m128i);
+            Self(bf16x8(lo), bf16x8(hi))
+        }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        unsafe { Self(_mm256_mul_ps(self.0, o.0), _mm256_mul_ps(self.1, o.1)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Self(_mm256_add_ps(self.0, o.0), _mm256_add_ps(self.1, o.1)) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        unsafe { Self(_mm256_sub_ps(self.0, o.0), _mm256_sub_ps(self.1, o.1)) }
+    }
+    #[inline(always)]
+    fn madd(self, b: Self, c: Self) -> Self {
+        unsafe {
+            Self(
+                _mm256_fmadd_ps(self.0, b.0, c.0),
+                _mm256_fmadd_ps(self.1, b.1, c.1),
+            )
+        }
+    }
+    #[inline(always)]
+    fn madd1(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        unsafe { sum8(_mm256_add_ps(self.0, self.1)) }
+    }
+    #[inline(always)]
+    fn store(self, out: &mut [f32]) {
+        let out = &mut out[..16];
+        unsafe {
+            _mm256_storeu_ps(out.as_mut_ptr(), self.0);
+            _mm256_storeu_ps(out[8..].as_mut_ptr(), self.1);
+        }
+    }
+}
