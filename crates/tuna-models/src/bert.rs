@@ -286,10 +286,7 @@ impl Block {
 
 /// One product for q, k and v (base weights only; each part's delta is applied to its slice).
 fn fuse_base(parts: &[&Linear]) -> Result<Linear> {
-    let plain: Vec<Linear> = parts
-        .iter()
-        .map(|l| Linear::new(l.weight().clone(), l.bias().cloned()))
-        .collect();
+    let plain: Vec<Linear> = parts.iter().map(|l| l.base()).collect();
     Linear::fuse(&plain)
 }
 

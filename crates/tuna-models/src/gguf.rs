@@ -6,25 +6,70 @@ use crate::llama::LlamaConfig;
 use crate::tokenizer::TextTokenizer;
 use crate::validate::{check_llama, ConfigSource};
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 use tuna_core::{Error, Result};
+use tuna_nn::quant::{QuantMatrix, QuantType};
 
 /// A Llama-family model read from GGUF: config, f32 weights under HF names, tokenizer.
 pub struct GgufModel {
     pub config: LlamaConfig,
+    /// Every tensor under its HF name; a weight kept in `quantised` has a placeholder here of
+    /// its shape that holds no memory.
     pub tensors: HashMap<String, Tensor>,
+    /// The blocks' linear weights kept in their stored type, by HF name.
+    pub quantised: HashMap<String, Arc<QuantMatrix>>,
     pub tokenizer: TextTokenizer,
 }
 
-/// Reads `path`, dequantising every tensor to f32 on `device`.
-pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
+/// The block linear layers' weights (q, k, v, o, gate, up, down), which may stay quantised.
+fn block_linear(gguf: &str) -> bool {
+    let kinds = [
+        ".attn_q.",
+        ".attn_k.",
+        ".attn_v.",
+        ".attn_output.",
+        ".ffn_gate.",
+        ".ffn_up.",
+        ".ffn_down.",
+    ];
+    gguf.starts_with("blk.") && gguf.ends_with(".weight") && kinds.iter().any(|k| gguf.contains(k))
+}
+
+/// The weight kept in its stored type, when `keep` asks for it and the kernels cover the type
+/// (f32 tensors stay tensors); Q/K rows are un-permuted for `llama`.
+fn keep_quantised(
+    q: &QTensor,
+    name: &str,
+    arch: &str,
+    config: &LlamaConfig,
+) -> Result<Option<QuantMatrix>> {
+    if q.dtype() == GgmlDType::F32 || QuantType::from_ggml(q.dtype()).is_err() {
+        return Ok(None);
+    }
+    let Ok(m) = QuantMatrix::from_qtensor(q) else {
+        return Ok(None);
+    };
+    Ok(Some(if arch == "llama" && name.contains(".attn_q.") {
+        m.unpermute_heads(config.num_attention_heads)?
+    } else if arch == "llama" && name.contains(".attn_k.") {
+        m.unpermute_heads(config.kv_heads())?
+    } else {
+        m
+    }))
+}
+
+/// Reads `path` with every tensor in f32 on `device`, or with `keep` (on the CPU) the blocks'
+/// linear weights in their stored type.
+pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file)
         .map_err(|e| Error::bad_file(path, format!("not a readable GGUF file: {e}")))?;
@@ -48,12 +93,22 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     };
     let src = ConfigSource::Gguf { path, arch: &arch };
     check_llama(&config, src, &shape, tokenizer.vocab_size())?;
-    let mut tensors = HashMap::new();
+    let (mut tensors, mut quantised) = (HashMap::new(), HashMap::new());
+    let keep = keep && device.is_cpu();
     for name in content.tensor_infos.keys() {
         let hf = hf_name(name).ok_or_else(|| {
             Error::bad_file(path, format!("unexpected tensor `{name}` in a {arch} GGUF"))
         })?;
         let q = content.tensor(&mut file, name, device)?;
+        if keep && block_linear(name) {
+            if let Some(m) = keep_quantised(&q, name, &arch, &config)? {
+                let shape = (m.row_count(), m.col_count());
+                let none = Tensor::zeros((), candle_core::DType::F32, device)?;
+                tensors.insert(hf.clone(), none.broadcast_as(shape)?);
+                quantised.insert(hf, Arc::new(m));
+                continue;
+            }
+        }
         let mut t = q.dequantize(device)?;
         // llama.cpp permutes Q/K rows for its interleaved rotary only for `llama` (Qwen2 is
         // stored with the half-split layout already).
@@ -67,6 +122,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<GgufModel> {
     Ok(GgufModel {
         config,
         tensors,
+        quantised,
         tokenizer,
     })
 }

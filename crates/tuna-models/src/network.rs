@@ -41,6 +41,12 @@ impl Network {
         }
     }
 
+    /// Decodes every weight kept quantised into an f32 tensor (before writing a checkpoint, or
+    /// training the base weights).
+    pub fn dequantise(&mut self) -> Result<()> {
+        self.linears(&mut |_, l| l.dequantise())
+    }
+
     /// Folds every linear layer's weight delta into its weights.
     pub fn merge_deltas(&mut self) -> Result<()> {
         self.linears(&mut |_, l| l.merge_delta())?;

@@ -13,6 +13,8 @@ use candle_nn::VarBuilder;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tuna_core::{fsutil, Error, Result};
 use tuna_nn::Pooling;
 
@@ -206,8 +208,38 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
     finish(network, tokenizer, info, path, &weights, device)
 }
 
+/// Set when GGUF weights are decoded to f32 at load instead of kept in their stored type.
+static GGUF_AS_F32: AtomicBool = AtomicBool::new(false);
+
+/// How the blocks' weights of GGUF models loaded from now on are held: in their stored type
+/// (`false`, the default: less memory, faster decoding; products decode the blocks on the
+/// fly), or decoded to f32 at load (`true`). Methods that train the base weights decode the
+/// ones they train either way.
+pub fn set_gguf_as_f32(f32: bool) {
+    GGUF_AS_F32.store(f32, Ordering::Relaxed);
+}
+
+/// Puts each quantised weight into its linear layer in place of the loader's placeholder.
+fn place_quantised(
+    network: &mut Network,
+    mut quantised: HashMap<String, Arc<tuna_nn::quant::QuantMatrix>>,
+) -> Result<()> {
+    network.linears(
+        &mut |name, l| match quantised.remove(&format!("{name}.weight")) {
+            Some(q) => l.set_quantised(q),
+            None => Ok(()),
+        },
+    )?;
+    match quantised.keys().next() {
+        Some(k) => Err(Error::Invalid(format!(
+            "GGUF weight `{k}` kept quantised has no linear layer to hold it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
-    let g = load_gguf(path, device)?;
+    let g = load_gguf(path, device, !GGUF_AS_F32.load(Ordering::Relaxed))?;
     let c = &g.config;
     let info = info_of(
         path,
@@ -218,7 +250,8 @@ fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
         c.max_position_embeddings,
     );
     let vb = VarBuilder::from_tensors(g.tensors, DType::F32, device);
-    let network = Network::Llama(Llama::load(&g.config, vb)?);
+    let mut network = Network::Llama(Llama::load(&g.config, vb)?);
+    place_quantised(&mut network, g.quantised)?;
     finish(
         network,
         g.tokenizer,

@@ -251,3 +251,55 @@ fn bert_training_path_matches_the_frozen_path() {
         assert!(s > 0.0, "zero gradient for {name}");
     }
 }
+
+/// A quantised GGUF keeps its blocks' linear weights in their stored type by default, and its
+/// logits equal those of the same file decoded to f32 at load (`--dtype f32`) to 1e-4 of the
+/// largest logit: the products decode the same values, only the order of the sums differs.
+#[test]
+fn quantised_gguf_weights_stay_quantised_and_match_decoding_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1, GgmlDType::F16] {
+        let path = dir.path().join(format!("tiny-{dtype:?}.gguf"));
+        write_tiny_llama_gguf(&path, 7, dtype).unwrap();
+        tuna_models::registry::set_gguf_as_f32(true);
+        let mut decoded = load_model(&path, &Device::Cpu).unwrap();
+        tuna_models::registry::set_gguf_as_f32(false);
+        let mut stored = load_model(&path, &Device::Cpu).unwrap();
+        let count = |m: &mut tuna_models::Model| {
+            let mut n = (0, 0);
+            m.network
+                .linears(&mut |_, l| {
+                    n.0 += l.weight().is_quantised() as usize;
+                    n.1 += 1;
+                    Ok(())
+                })
+                .unwrap();
+            n
+        };
+        let (q, all) = count(&mut stored);
+        assert_eq!(
+            q, all,
+            "{dtype:?}: every block linear weight stays quantised"
+        );
+        assert_eq!(
+            count(&mut decoded).0,
+            0,
+            "{dtype:?}: --dtype f32 decodes them"
+        );
+        let ids = stored
+            .tokenizer
+            .encode_raw("the thin theme in the tin")
+            .unwrap();
+        let (a, b) = (llama_logits(&decoded, &ids), llama_logits(&stored, &ids));
+        let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let d = max_abs_diff(&a, &b) / scale;
+        assert!(
+            d < 1e-4,
+            "{dtype:?}: stored-type logits differ by {d} of the largest"
+        );
+        stored.network.dequantise().unwrap();
+        assert_eq!(count(&mut stored).0, 0);
+        let d = max_abs_diff(&a, &llama_logits(&stored, &ids)) / scale;
+        assert!(d < 1e-6, "{dtype:?}: decoded later differs by {d}");
+    }
+}

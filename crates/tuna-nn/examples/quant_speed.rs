@@ -87,7 +87,7 @@ fn one_row(rows: usize, cols: usize) -> Result<()> {
             f32_bytes / base / 1e9
         );
         for dtype in types() {
-            if cols % dtype.block_size() != 0 {
+            if !cols.is_multiple_of(dtype.block_size()) {
                 println!(
                     "  ({rows:>5}, {cols:>4}) {threads}t  {dtype:<6?}  n/a (rows not whole blocks)"
                 );
@@ -126,7 +126,7 @@ fn many_rows(rows: usize, cols: usize, m: usize) -> Result<()> {
             bwd * 1e3
         );
         for dtype in types() {
-            if cols % dtype.block_size() != 0 {
+            if !cols.is_multiple_of(dtype.block_size()) {
                 continue;
             }
             let w = QuantMatrix::quantize(&wf, dtype)?;

@@ -20,7 +20,7 @@ struct Packed {
 
 /// The q, k and v column ranges (start, length) of the packed last dimension.
 fn ranges((h, hk): (usize, usize), width: usize) -> Result<[(usize, usize); 3]> {
-    if width % (h + 2 * hk) != 0 {
+    if !width.is_multiple_of(h + 2 * hk) {
         candle_core::bail!("{OP}: width {width} does not split into {h} + 2 x {hk} heads")
     }
     let d = width / (h + 2 * hk);

@@ -4,6 +4,7 @@
 
 use crate::low_rank_op::LowRank;
 use crate::visit::Visitor;
+use crate::weight::Weight;
 use candle_core::{Result, Tensor};
 
 /// A change to the output of one linear layer `y = x W^T + b`, whose weight stays frozen.
@@ -20,7 +21,7 @@ pub trait WeightDelta: std::fmt::Debug + Send + Sync {
         &self,
         x: &Tensor,
         base: Tensor,
-        weight: &Tensor,
+        weight: &Weight,
         bias: Option<&Tensor>,
     ) -> Result<Tensor>;
 

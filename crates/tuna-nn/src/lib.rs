@@ -34,6 +34,7 @@ pub mod swiglu;
 pub mod token_logp;
 pub mod train_kernels;
 pub mod visit;
+pub mod weight;
 
 pub use activation::Activation;
 pub use delta::WeightDelta;
@@ -45,3 +46,4 @@ pub use pooling::Pooling;
 pub use rms_norm::RmsNorm;
 pub use rotary::Rotary;
 pub use visit::Visitor;
+pub use weight::Weight;

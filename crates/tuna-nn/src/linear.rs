@@ -2,10 +2,13 @@
 //! with an optional [`WeightDelta`] (the seam adaptation methods use).
 
 use crate::delta::WeightDelta;
+use crate::quant::{QLinear, QuantMatrix};
 use crate::visit::Visitor;
+use crate::weight::Weight;
 use crate::{linear_op, low_rank_op, row_split};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::Arc;
 
 /// Called with each linear layer's module name (`encoder.layer.0.attention.self.query`): how
 /// methods find the layers they change.
@@ -14,7 +17,7 @@ pub type LinearVisitor<'a> = dyn FnMut(&str, &mut Linear) -> Result<()> + 'a;
 /// A linear layer with Hugging Face's weight layout (out_features, in_features).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
     /// A method's change to the layer's output, if attached.
     pub delta: Option<Box<dyn WeightDelta>>,
@@ -24,7 +27,7 @@ impl Linear {
     /// Builds from explicit tensors.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
-            weight,
+            weight: Weight::Dense(weight),
             bias,
             delta: None,
         }
@@ -36,19 +39,54 @@ impl Linear {
         Ok((i, o))
     }
 
+    /// Holds the weight in its stored quantised type `q` from now on (the loader's choice for
+    /// frozen GGUF weights); `q` must have the weight's shape.
+    pub fn set_quantised(&mut self, q: Arc<QuantMatrix>) -> Result<()> {
+        let want = self.weight.dims2()?;
+        if (q.row_count(), q.col_count()) != want {
+            candle_core::bail!(
+                "quantised weight ({}, {}) for a layer of {want:?}",
+                q.row_count(),
+                q.col_count()
+            )
+        }
+        self.weight = Weight::Quant(q);
+        Ok(())
+    }
+
+    /// Decodes a quantised weight into an f32 tensor (for training it, or writing it out).
+    pub fn dequantise(&mut self) -> Result<()> {
+        if self.weight.is_quantised() {
+            self.weight = Weight::Dense(self.weight.dense()?);
+        }
+        Ok(())
+    }
+
+    /// The layer without its delta.
+    pub fn base(&self) -> Linear {
+        Self {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            delta: None,
+        }
+    }
+
     /// The weight when the layer is a plain product (no bias, no delta attached): what an op
     /// that fuses the layer with what follows it can use in its place.
     pub fn plain_weight(&self) -> Option<&Tensor> {
         match (&self.bias, &self.delta) {
-            (None, None) => Some(&self.weight),
+            (None, None) => self.weight.tensor(),
             _ => None,
         }
     }
 
     /// Visits `weight`, `bias` and the delta's tensors under `prefix` (PEFT's names), letting
-    /// `f` replace them.
+    /// `f` replace them. A quantised weight is not a tensor and is not visited (frozen by
+    /// construction); [`Linear::dequantise`] first where it must be.
     pub fn visit(&mut self, prefix: &str, f: &mut Visitor) -> Result<()> {
-        f(&format!("{prefix}.weight"), &mut self.weight)?;
+        if let Weight::Dense(w) = &mut self.weight {
+            f(&format!("{prefix}.weight"), w)?;
+        }
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}.bias"), b)?;
         }
@@ -61,8 +99,8 @@ impl Linear {
     /// Folds the delta into the weight (and bias) and removes it.
     pub fn merge_delta(&mut self) -> Result<()> {
         if let Some(d) = self.delta.take() {
-            let (w, b) = d.merge(&self.weight, self.bias.as_ref())?;
-            self.weight = w;
+            let (w, b) = d.merge(&self.weight.dense()?, self.bias.as_ref())?;
+            self.weight = Weight::Dense(w);
             self.bias = b;
         }
         Ok(())
@@ -104,29 +142,47 @@ impl Linear {
                 low_rank_op::linear_low_rank(xin, &self.weight, self.bias.as_ref(), &[(0, &u)])?;
             return unflatten(y, lead);
         }
-        let mut y = if linear_op::applies(xin, &self.weight, self.bias.as_ref()) {
-            linear_op::linear(xin, &self.weight, self.bias.as_ref())?
-        } else {
-            let y = if row_split::applies(xin, &self.weight) {
-                row_split::row_split_matmul(xin, &self.weight)?
-            } else {
-                xin.matmul(&self.weight.t()?)?
-            };
-            match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            }
-        };
+        let mut y = self.product(xin)?;
         if let Some(d) = delta {
             y = d.output(&x2, y, &self.weight, self.bias.as_ref())?;
         }
         unflatten(y, lead)
     }
 
+    /// `x W^T + b` for 2-D `x`, on the kernel that fits the weight and the input.
+    fn product(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref();
+        let y = match &self.weight {
+            Weight::Dense(w) if linear_op::applies(x, w, bias) => {
+                return linear_op::linear(x, w, bias)
+            }
+            Weight::Dense(w) if row_split::applies(x, w) => row_split::row_split_matmul(x, w)?,
+            Weight::Dense(w) => x.matmul(&w.t()?)?,
+            Weight::Quant(q) if !crate::fallback::off_kernel(x) => {
+                QLinear::new(q.clone(), None)?.forward(x)?
+            }
+            Weight::Quant(q) => {
+                crate::fallback::note("tuna-qlinear", x, "the weight decoded to a tensor");
+                let w = q.dequantize()?.to_device(x.device())?.to_dtype(x.dtype())?;
+                x.matmul(&w.t()?)?
+            }
+        };
+        match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
     /// One layer computing several layers on the same input at once (their outputs
     /// concatenated): one larger matrix product instead of several small ones.
     pub fn fuse(parts: &[Linear]) -> Result<Linear> {
-        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight).collect();
+        let Some(weights) = parts
+            .iter()
+            .map(|l| l.weight.tensor())
+            .collect::<Option<Vec<&Tensor>>>()
+        else {
+            candle_core::bail!("quantised linear layers are not fused")
+        };
         let weight = Tensor::cat(&weights, 0)?;
         let bias = match parts
             .iter()
@@ -155,7 +211,7 @@ impl Linear {
                     None => return Ok(None),
                 },
             }
-            col += p.weight.dim(0)?;
+            col += p.weight.dims2()?.0;
         }
         let (lead, x2) = flatten_rows(x)?;
         let ups: Vec<(usize, &low_rank_op::LowRank)> = ups.iter().map(|(c, u)| (*c, u)).collect();
@@ -163,8 +219,8 @@ impl Linear {
         if !low_rank_op::applies(&x2, &self.weight, bias, &ups) {
             return Ok(None);
         }
-        let y = if ups.is_empty() {
-            linear_op::linear(&x2, &self.weight, bias)?
+        let y = if let (true, Some(w)) = (ups.is_empty(), self.weight.tensor()) {
+            linear_op::linear(&x2, w, bias)?
         } else {
             low_rank_op::linear_low_rank(&x2, &self.weight, bias, &ups)?
         };
@@ -172,7 +228,7 @@ impl Linear {
     }
 
     /// The weight, (out, in).
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> &Weight {
         &self.weight
     }
 

@@ -13,6 +13,7 @@
 use crate::dropout::{keep_mask, mask_seed};
 use crate::gelu::contiguous_f32;
 use crate::product::{cpu, cpu_parts, product, product_add, product_to, with_mat, Mat};
+use crate::weight::Weight;
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -43,7 +44,7 @@ struct Part {
 }
 
 struct LinearLowRank {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
     parts: Vec<Part>,
 }
@@ -52,11 +53,12 @@ struct LinearLowRank {
 /// f32 on the CPU, some operand tracking a gradient, and the updates' shapes fitting.
 pub fn applies(
     x: &Tensor,
-    weight: &Tensor,
+    weight: &Weight,
     bias: Option<&Tensor>,
     ups: &[(usize, &LowRank)],
 ) -> bool {
-    let mut all = vec![x, weight];
+    let mut all = vec![x];
+    all.extend(weight.tensor());
     all.extend(bias);
     all.extend(ups.iter().flat_map(|(_, u)| [&u.a, &u.b]));
     let frozen = !weight.track_op() && !bias.is_some_and(|b| b.track_op());
@@ -83,7 +85,7 @@ pub fn applies(
 /// (N, in). Gradients for `x` and the updates' matrices (never for `W` and `b`).
 pub fn linear_low_rank(
     x: &Tensor,
-    weight: &Tensor,
+    weight: &Weight,
     bias: Option<&Tensor>,
     ups: &[(usize, &LowRank)],
 ) -> Result<Tensor> {
@@ -106,7 +108,15 @@ pub fn linear_low_rank(
         packed.push(u.a.flatten_all()?);
         packed.push(u.b.flatten_all()?);
     }
-    let params = Tensor::cat(&packed, 0)?;
+    let params = match packed.is_empty() {
+        true => Tensor::zeros(1, candle_core::DType::F32, x.device())?,
+        false => Tensor::cat(&packed, 0)?,
+    };
+    // The quantised kernels read the input as contiguous rows.
+    let x = match weight.is_quantised() {
+        true => x.contiguous()?,
+        false => x.clone(),
+    };
     let op = LinearLowRank {
         weight: weight.clone(),
         bias: bias.map(|b| b.contiguous()).transpose()?,
@@ -170,8 +180,18 @@ impl CustomOp2 for LinearLowRank {
         let v = contiguous_f32(s2, l2, NAME)?;
         let (n, i) = x.dims();
         let bias: Option<Vec<f32>> = self.bias.as_ref().map(|b| b.to_vec1()).transpose()?;
-        let mut y = with_mat(&self.weight, NAME, |w| product(x, w.t(), bias.as_deref()))?;
-        let out = self.weight.dim(0)?;
+        let mut y = match &self.weight {
+            Weight::Dense(w) => with_mat(w, NAME, |w| product(x, w.t(), bias.as_deref()))?,
+            Weight::Quant(q) => {
+                let mut y = q.matmul_t(contiguous_f32(s1, l1, NAME)?, n)?;
+                if let Some(b) = &bias {
+                    y.chunks_exact_mut(b.len().max(1))
+                        .for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b));
+                }
+                y
+            }
+        };
+        let out = self.weight.dims2()?.0;
         let mut buf = Vec::new();
         for p in &self.parts {
             let (a, b) = self.mats(p, v, i)?;
@@ -196,11 +216,18 @@ impl CustomOp2 for LinearLowRank {
         let v = contiguous_f32(cpu(&ps), &pl, NAME)?;
         let (n, i) = xm.dims();
         let cpu_dev = &Device::Cpu;
+        let mut dx = match (x.track_op(), &self.weight) {
+            (false, _) => None,
+            (true, Weight::Dense(w)) => Some(with_mat(g, NAME, |gm| {
+                with_mat(w, NAME, |w| product(gm, w, None))
+            })?),
+            (true, Weight::Quant(q)) => {
+                let g = g.contiguous()?;
+                let (gs, gl) = cpu_parts(&g, NAME)?;
+                Some(q.matmul(contiguous_f32(cpu(&gs), &gl, NAME)?, n)?)
+            }
+        };
         with_mat(g, NAME, |gm| {
-            let mut dx = match x.track_op() {
-                true => Some(with_mat(&self.weight, NAME, |w| product(gm, w, None))?),
-                false => None,
-            };
             let mut dp = params.track_op().then(|| vec![0f32; v.len()]);
             let mut buf = Vec::new();
             for p in &self.parts {
@@ -319,14 +346,14 @@ mod tests {
             } else {
                 xv.as_tensor().detach()
             };
-            assert!(applies(&x, &w, Some(&b), &ups));
+            assert!(applies(&x, &Weight::Dense(w.clone()), Some(&b), &ups));
             let run = |f: &dyn Fn() -> Result<Tensor>| -> Result<(Tensor, GradStore)> {
                 let _scope = TrainScope::new(9);
                 let y = f()?;
                 let g = (&y * &probe)?.sum_all()?.backward()?;
                 Ok((y, g))
             };
-            let (y1, g1) = run(&|| linear_low_rank(&x, &w, Some(&b), &ups))?;
+            let (y1, g1) = run(&|| linear_low_rank(&x, &Weight::Dense(w.clone()), Some(&b), &ups))?;
             let (y2, g2) = run(&|| composed(&x, &w, &b, &ups))?;
             assert!(max_diff(&y1, &y2)? < 1e-5, "p {p}: output");
             if p > 0.0 {
@@ -359,14 +386,19 @@ mod tests {
         };
         assert!(applies(
             x.as_tensor(),
-            &w.as_tensor().detach(),
+            &Weight::Dense(w.as_tensor().detach()),
             None,
             &[(3, &u)]
         ));
-        assert!(!applies(x.as_tensor(), w.as_tensor(), None, &[(3, &u)]));
         assert!(!applies(
             x.as_tensor(),
-            &w.as_tensor().detach(),
+            &Weight::Dense(w.as_tensor().clone()),
+            None,
+            &[(3, &u)]
+        ));
+        assert!(!applies(
+            x.as_tensor(),
+            &Weight::Dense(w.as_tensor().detach()),
             None,
             &[(4, &u)]
         ));

@@ -9,6 +9,9 @@
 //! `--micro-batch`; 0: the whole batch), clipping and AdamW, through the optimiser the stages
 //! use. Prints one JSON line with the median of STEPS timed steps and the peak resident memory.
 //!
+//! The GGUF's weights are decoded to f32 at load, as the PyTorch side holds them; with
+//! `TUNA_DTYPE=stored` they stay in the file's type (the CLI's default).
+//!
 //! `cargo run --release -p tuna-rlhf --example lm_step_time -- MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]`
 
 use candle_core::{Device, Tensor};
@@ -62,6 +65,9 @@ fn piece_loss(tm: &TaskModel, dpo: bool, piece: &[(Seq, Seq, f32, f32)]) -> Res<
 fn main() -> Res<()> {
     tuna_train::alloc::keep_freed_memory(); // as the `tuna` binary does
     tuna_core::threads::one_pool(); // as the `tuna` binary does
+    // f32 weights, as the PyTorch side has, unless TUNA_DTYPE=stored (the CLI's default).
+    let stored = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "stored");
+    tuna_models::registry::set_gguf_as_f32(!stored);
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: lm_step_time MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]";
     let dpo = match args.get(2).map(String::as_str) {

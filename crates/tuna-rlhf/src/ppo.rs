@@ -442,7 +442,7 @@ impl<'a> Ppo<'a> {
         progress.advance(1);
         st.history.push(row);
         let last = st.epoch == self.cfg.iterations;
-        if self.cfg.eval_every > 0 && st.epoch % self.cfg.eval_every == 0 && !last {
+        if self.cfg.eval_every > 0 && st.epoch.is_multiple_of(self.cfg.eval_every) && !last {
             self.evaluate(tm, opt, st, None)?;
         }
         Ok(())
@@ -542,7 +542,7 @@ impl<'a> Ppo<'a> {
                 let loss = (&pg + (&vf * cfg.vf_coef)?)?;
                 opt.backward(&loss, 1.0)?;
                 let (lr, _) = opt.step()?;
-                if opt.steps() % steps_per_iteration(cfg) != 0 {
+                if !opt.steps().is_multiple_of(steps_per_iteration(cfg)) {
                     self.halt.after_step(opt.steps());
                 }
                 let rv = ratio.detach().to_vec1::<f32>()?;

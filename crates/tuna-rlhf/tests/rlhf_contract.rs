@@ -62,7 +62,7 @@ fn tiny(dir: &Path) -> Model {
 fn task(i: usize) -> Prompt {
     Prompt::Task {
         instruction: format!("say the word {}", ["hi", "yes", "the", "in"][i % 4]),
-        input: if i % 3 == 0 {
+        input: if i.is_multiple_of(3) {
             format!("case {i}")
         } else {
             String::new()

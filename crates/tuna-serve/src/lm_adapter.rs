@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tuna_core::Error;
 use tuna_models::Model;
-use tuna_nn::Pooling;
+use tuna_nn::{Pooling, Weight};
 use tuna_train::finetune::{apply_peft_adapter, peft, HeadConfig};
 
 /// The PEFT adapter folder of `path`: `path` itself or its `adapter/` folder.
@@ -51,15 +51,36 @@ pub fn with_lm_adapter(model: Model, path: &Path) -> Result<Model, Error> {
     Ok(tm.model)
 }
 
+/// Makes every weight of `twin` kept in its stored quantised type the same matrix as `base`'s
+/// of that name (one copy in memory, shared).
+fn share_quantised(base: &mut Model, twin: &mut Model) -> Result<usize, Error> {
+    let mut held = HashMap::new();
+    base.network.linears(&mut |name, l| {
+        if let Weight::Quant(q) = l.weight() {
+            held.insert(name.to_string(), q.clone());
+        }
+        Ok(())
+    })?;
+    let mut shared = 0;
+    twin.network.linears(&mut |name, l| {
+        if let (Some(q), true) = (held.get(name), l.weight().is_quantised()) {
+            l.set_quantised(q.clone())?;
+            shared += 1;
+        }
+        Ok(())
+    })?;
+    Ok(shared)
+}
+
 /// Makes every tensor of `twin` (a second load of `base`'s files) the same tensor as `base`'s of
 /// that name and shape, so that the copy's memory is freed and both share one set of weights.
 pub fn share_weights(base: &mut Model, twin: &mut Model) -> Result<usize, Error> {
+    let mut shared = share_quantised(base, twin)?;
     let mut held: HashMap<String, candle_core::Tensor> = HashMap::new();
     base.network.visit(&mut |name, t| {
         held.insert(name.to_string(), t.clone());
         Ok(())
     })?;
-    let mut shared = 0;
     twin.network.visit(&mut |name, t| {
         if let Some(b) = held.get(name) {
             if b.dims() == t.dims() && b.dtype() == t.dtype() {

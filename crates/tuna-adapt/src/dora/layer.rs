@@ -12,7 +12,7 @@ use crate::lora::layer::LoraDelta;
 use candle_core::{Result, Tensor};
 use tuna_nn::dropout::{dropout, training};
 use tuna_nn::linear::flatten_rows;
-use tuna_nn::{linear_op, Visitor, WeightDelta};
+use tuna_nn::{linear_op, Visitor, Weight, WeightDelta};
 
 /// LoRA's matrices plus the magnitude vector `m` (out,).
 #[derive(Debug, Clone)]
@@ -46,9 +46,11 @@ impl WeightDelta for DoraDelta {
         &self,
         x: &Tensor,
         base: Tensor,
-        weight: &Tensor,
+        weight: &Weight,
         bias: Option<&Tensor>,
     ) -> Result<Tensor> {
+        // DoRA needs the weight's values (its row norms): a quantised one is decoded per call.
+        let weight = &weight.dense()?;
         let shape = base.shape().clone();
         let (_, x2) = flatten_rows(x)?;
         let base2 = base.reshape((x2.dim(0)?, ()))?;

@@ -22,7 +22,7 @@ pub fn attach(cfg: &LoraConfig, model: &mut Model, rng: &mut Rng) -> Result<()> 
     let targets = cfg.targets(model.info.family)?;
     targets.each(&mut model.network, &mut |_, lin| {
         let (i, o) = lin.dims()?;
-        let dora = DoraDelta::init(cfg.init(i, o, rng, &dev)?, lin.weight())?;
+        let dora = DoraDelta::init(cfg.init(i, o, rng, &dev)?, &lin.weight().dense()?)?;
         lin.delta = Some(Box::new(dora));
         Ok(())
     })

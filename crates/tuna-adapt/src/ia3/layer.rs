@@ -3,7 +3,7 @@
 //! `y = (x * l) W^T + b`. Ones at initialisation, so the layer starts unchanged.
 
 use candle_core::{DType, Device, Result, Tensor};
-use tuna_nn::{Visitor, WeightDelta};
+use tuna_nn::{Visitor, Weight, WeightDelta};
 
 /// The scaling vector: (1, in) on a feed-forward layer, else (out, 1), as PEFT stores it.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl WeightDelta for Ia3Delta {
         &self,
         _x: &Tensor,
         base: Tensor,
-        _weight: &Tensor,
+        _weight: &Weight,
         _bias: Option<&Tensor>,
     ) -> Result<Tensor> {
         if self.feedforward {

@@ -5,7 +5,7 @@ use tuna_core::Rng;
 use tuna_nn::dropout::dropout;
 use tuna_nn::linear::flatten_rows;
 use tuna_nn::low_rank_op::LowRank;
-use tuna_nn::{init, Visitor, WeightDelta};
+use tuna_nn::{init, Visitor, Weight, WeightDelta};
 
 /// The trainable part of a LoRA layer. `a`: (r, in), `b`: (out, r).
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl WeightDelta for LoraDelta {
         &self,
         x: &Tensor,
         base: Tensor,
-        _weight: &Tensor,
+        _weight: &Weight,
         _bias: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (_, x2) = flatten_rows(x)?;

@@ -33,7 +33,7 @@ fn group_values(ql: &[u8], qh: Option<&[u8]>, g: usize) -> [[u8; 16]; 2] {
     for (h, half) in v.iter_mut().enumerate() {
         let q = bytes16(ql, 32 * (g / 2) + 16 * h);
         for j in 0..16 {
-            half[j] = if g % 2 == 0 { q[j] & 15 } else { q[j] >> 4 };
+            half[j] = if g.is_multiple_of(2) { q[j] & 15 } else { q[j] >> 4 };
         }
         if let Some(qh) = qh {
             let bits = bytes16(qh, 16 * h);
@@ -58,7 +58,7 @@ fn k4_parts(b: &[u8], five: bool) -> (Option<&[u8]>, &[u8]) {
 /// Adds `scale * t` to the even or odd lanes of `acc` (by `G`'s parity).
 #[inline(always)]
 fn add_group<S: Simd, const G: usize>(acc: &mut Acc<S>, scale: f32, t: S) {
-    if G % 2 == 0 {
+    if G.is_multiple_of(2) {
         acc.lanes = S::splat(scale).madd(t, acc.lanes);
     } else {
         acc.lanes2 = S::splat(scale).madd(t, acc.lanes2);
@@ -83,7 +83,7 @@ fn dot_k4_group<S: Simd, const G: usize>(
     } else {
         let (q0, q1) = S::from_nibbles(bytes16(ql, 32 * (G / 2)));
         let (p0, p1) = S::from_nibbles(bytes16(ql, 32 * (G / 2) + 16));
-        if G % 2 == 0 {
+        if G.is_multiple_of(2) {
             (q0, p0)
         } else {
             (q1, p1)

@@ -143,7 +143,7 @@ impl QuantMatrix {
     /// Undoes llama.cpp's Q/K row permutation for `n_head` heads, as `gguf::unpermute` does
     /// for f32 tensors: rows (head, i, 2) become (head, 2, i).
     pub fn unpermute_heads(&self, n_head: usize) -> Result<Self> {
-        if n_head == 0 || self.rows % (2 * n_head) != 0 {
+        if n_head == 0 || !self.rows.is_multiple_of(2 * n_head) {
             candle_core::bail!(
                 "unpermute: {} rows do not split into {n_head} heads",
                 self.rows

@@ -4,11 +4,7 @@
 //! after `Isa::supported` has checked the CPU; every method is `#[inline(always)]` so that it
 //! is compiled into those builds. That is the safety argument of every `unsafe` block here:
 //! the intrinsics' target features are present whenever the code runs.
-//!
-//! The AVX-512 intrinsics are stable from Rust 1.89, past the workspace's declared 1.85; that
-//! declaration is already unbuildable (candle-core 0.11.1 calls `slice::as_chunks`, stable
-//! from 1.88), so the lint is allowed here rather than the AVX-512 build dropped.
-#![allow(clippy::incompatible_msrv)]
+//! The AVX-512 intrinsics are stable from Rust 1.89, the workspace's `rust-version`.
 
 use super::simd::Simd;
 use std::arch::x86_64::*;

@@ -63,6 +63,7 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
 pub fn write_checkpoint(model: &mut Model, out: &Path) -> Result<usize> {
     std::fs::create_dir_all(out).map_err(|e| tuna_core::Error::io(out, e))?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    model.network.dequantise()?;
     model.network.visit(&mut |name, t| {
         tensors.insert(name.to_string(), t.detach());
         Ok(())

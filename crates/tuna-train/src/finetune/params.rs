@@ -22,6 +22,14 @@ pub struct Params {
 /// Key names the method trains (and the head), in visiting order.
 pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
     let trains = tm.method.selector(&tm.model.network);
+    // Base weights the method trains are decoded from their stored type first (a quantised
+    // weight is frozen by construction and not visited).
+    tm.model
+        .network
+        .linears(&mut |name, l| match trains(&format!("{name}.weight")) {
+            true => l.dequantise(),
+            false => Ok(()),
+        })?;
     let head = tm.head.name.clone();
     let mut names = vec![];
     tm.visit(&mut |name, _| {

@@ -155,7 +155,7 @@ impl<S: Stage> Run<'_, S> {
             seen += batches[j].len();
             self.st.next_batch += 1;
             let last = self.st.next_batch == batches.len();
-            if self.st.next_batch % accum != 0 && !last {
+            if !self.st.next_batch.is_multiple_of(accum) && !last {
                 continue;
             }
             let (lr, grad_norm) = self.opt.step()?;
@@ -182,7 +182,7 @@ impl<S: Stage> Run<'_, S> {
             let budget_hit = cfg.max_steps > 0 && self.st.step >= cfg.max_steps;
             let every = cfg.checkpoint_every;
             // The end of the epoch or of the budget is saved after its evaluation.
-            if every > 0 && self.st.step % every == 0 && !last && !budget_hit {
+            if every > 0 && self.st.step.is_multiple_of(every) && !last && !budget_hit {
                 self.save()?;
             }
             self.halt.after_step(self.st.step);
