@@ -65,7 +65,7 @@ fn piece_loss(tm: &TaskModel, dpo: bool, piece: &[(Seq, Seq, f32, f32)]) -> Res<
 fn main() -> Res<()> {
     tuna_train::alloc::keep_freed_memory(); // as the `tuna` binary does
     tuna_core::threads::one_pool(); // as the `tuna` binary does
-    // f32 weights, as the PyTorch side has, unless TUNA_DTYPE=stored (the CLI's default).
+                                    // f32 weights, as the PyTorch side has, unless TUNA_DTYPE=stored (the CLI's default).
     let stored = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "stored");
     tuna_models::registry::set_gguf_as_f32(!stored);
     let args: Vec<String> = std::env::args().collect();

@@ -33,7 +33,11 @@ fn group_values(ql: &[u8], qh: Option<&[u8]>, g: usize) -> [[u8; 16]; 2] {
     for (h, half) in v.iter_mut().enumerate() {
         let q = bytes16(ql, 32 * (g / 2) + 16 * h);
         for j in 0..16 {
-            half[j] = if g.is_multiple_of(2) { q[j] & 15 } else { q[j] >> 4 };
+            half[j] = if g.is_multiple_of(2) {
+                q[j] & 15
+            } else {
+                q[j] >> 4
+            };
         }
         if let Some(qh) = qh {
             let bits = bytes16(qh, 16 * h);
