@@ -17,6 +17,10 @@ the press changed the world, but few doubt that it made knowledge cheaper to cop
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tuna_core::threads::one_pool(); // as the `tuna` binary does
+                                    // The CLI's default keeps a GGUF's weights in their stored type; TUNA_DTYPE=f32 decodes
+                                    // them at load (as transformers holds them).
+    let f32 = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "f32");
+    tuna_models::registry::set_gguf_as_f32(f32);
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)
@@ -47,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(g.tokens.len(), new);
         totals.push(total);
         decode_rates.push((new - 1) as f64 / g.decode_seconds);
-        first.push(g.tokens[..8].to_vec());
+        first.push(g.tokens.clone());
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -59,7 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "prompt_tokens": prompt_len, "new_tokens": new, "runs": runs,
             "median_total_s": total, "tokens_per_s": new as f64 / total,
-            "decode_tokens_per_s": median(&mut decode_rates), "first_tokens": first[0],
+            "decode_tokens_per_s": median(&mut decode_rates), "tokens": first[0],
+            "weights": if f32 { "f32" } else { "stored" },
         })
     );
     Ok(())

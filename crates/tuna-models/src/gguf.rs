@@ -27,6 +27,9 @@ pub struct GgufModel {
     pub tensors: HashMap<String, Tensor>,
     /// The blocks' linear weights kept in their stored type, by HF name.
     pub quantised: HashMap<String, Arc<QuantMatrix>>,
+    /// The output layer (or the tied embedding) in its stored type, for decoding; the f32
+    /// tensor is in `tensors` too (embedding lookups and training use it).
+    pub quantised_head: Option<Arc<QuantMatrix>>,
     pub tokenizer: TextTokenizer,
 }
 
@@ -95,6 +98,11 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
     check_llama(&config, src, &shape, tokenizer.vocab_size())?;
     let (mut tensors, mut quantised) = (HashMap::new(), HashMap::new());
     let keep = keep && device.is_cpu();
+    let head_name = match content.tensor_infos.contains_key("output.weight") {
+        true => "output.weight",
+        false => "token_embd.weight",
+    };
+    let mut quantised_head = None;
     for name in content.tensor_infos.keys() {
         let hf = hf_name(name).ok_or_else(|| {
             Error::bad_file(path, format!("unexpected tensor `{name}` in a {arch} GGUF"))
@@ -108,6 +116,9 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
                 quantised.insert(hf, Arc::new(m));
                 continue;
             }
+        }
+        if keep && name == head_name {
+            quantised_head = keep_quantised(&q, name, &arch, &config)?.map(Arc::new);
         }
         let mut t = q.dequantize(device)?;
         // llama.cpp permutes Q/K rows for its interleaved rotary only for `llama` (Qwen2 is
@@ -123,6 +134,7 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
         config,
         tensors,
         quantised,
+        quantised_head,
         tokenizer,
     })
 }

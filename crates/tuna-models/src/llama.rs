@@ -6,12 +6,14 @@
 //! (`model.layers.N.self_attn.q_proj`, ...). GGUF files are renamed to these keys at load.
 
 use crate::ctx::Ctx;
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor, TensorId};
 use candle_nn::{Embedding, VarBuilder};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+use std::sync::Arc;
 use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::causal_mask;
+use tuna_nn::quant::{QLinear, QuantMatrix};
 use tuna_nn::token_logp;
 use tuna_nn::{
     linear, linear_no_bias, Activation, Hooks, KvCache, Linear, LinearVisitor, RmsNorm, Rotary,
@@ -249,6 +251,9 @@ pub struct Llama {
     lm_head: Linear,
     /// The output layer is the token embedding matrix.
     tied: bool,
+    /// The output layer in its stored quantised type, for logits without a gradient (decoding
+    /// reads it for every token), while the output weight is still the tensor of that id.
+    quant_head: Option<(TensorId, Arc<QuantMatrix>)>,
     rotary: Rotary,
     cfg: LlamaConfig,
 }
@@ -273,6 +278,7 @@ impl Llama {
             blocks,
             norm: RmsNorm::load(h, cfg.rms_norm_eps, m.pp("norm"))?,
             lm_head,
+            quant_head: None,
             tied,
             rotary: Rotary::new(
                 cfg.head_size(),
@@ -402,7 +408,26 @@ impl Llama {
 
     /// Hidden states (B, T, H) to vocabulary logits (B, T, V) at every position.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        if let (Some((id, q)), Some(w)) = (&self.quant_head, self.lm_head.plain_weight()) {
+            let f32_cpu = !tuna_nn::fallback::off_kernel(hidden);
+            if w.id() == *id && !hidden.track_op() && f32_cpu {
+                return QLinear::new(q.clone(), None)?.forward(hidden);
+            }
+        }
         self.lm_head.forward(hidden)
+    }
+
+    /// Keeps `q`, the output layer in its stored quantised type, for logits that need no
+    /// gradient; used while the output weight stays the tensor it is now.
+    pub fn set_quantised_head(&mut self, q: Arc<QuantMatrix>) -> Result<()> {
+        let w = self.lm_head.weight();
+        match w.tensor() {
+            Some(t) if w.dims2()? == (q.row_count(), q.col_count()) => {
+                self.quant_head = Some((t.id(), q));
+                Ok(())
+            }
+            _ => candle_core::bail!("quantised output layer does not match the model's"),
+        }
     }
 
     /// The log-probability (N,) of each of `targets` as the next token after the hidden states

@@ -252,6 +252,9 @@ fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
     let vb = VarBuilder::from_tensors(g.tensors, DType::F32, device);
     let mut network = Network::Llama(Llama::load(&g.config, vb)?);
     place_quantised(&mut network, g.quantised)?;
+    if let (Network::Llama(l), Some(q)) = (&mut network, g.quantised_head) {
+        l.set_quantised_head(q)?;
+    }
     finish(
         network,
         g.tokenizer,
