@@ -3,6 +3,7 @@
 //! loss falls, save -> load gives the same outputs, merged LoRA, DoRA and IA3 equal unmerged, and a killed
 //! run resumed from its checkpoint ends exactly like an uninterrupted one.
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use std::cell::{Cell, RefCell};
 use std::path::Path;
@@ -317,6 +318,17 @@ fn every_method_on_a_llama_decoder() {
     let d = tempfile::tempdir().unwrap();
     write_tiny_llama(d.path(), 11).unwrap();
     contract(d.path(), Pooling::Last);
+}
+
+/// The same contract on a GGUF whose block weights stay quantised (Q8_0): every method trains
+/// with the frozen products decoding blocks on the fly, and the ones that train base weights
+/// decode those.
+#[test]
+fn every_method_on_a_quantised_llama_gguf() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("tiny-q8.gguf");
+    tuna_models::testing::write_tiny_llama_gguf(&path, 11, GgmlDType::Q8_0).unwrap();
+    contract(&path, Pooling::Last);
 }
 
 /// Panics (a simulated kill) when training reaches a given optimiser step.

@@ -38,6 +38,14 @@ pub fn load_into(
     mut tensors: HashMap<String, Tensor>,
     path: &Path,
 ) -> Result<()> {
+    // Base weights in the file (trained blocks) replace quantised ones: decode those first, as
+    // a quantised weight is not a tensor and is not visited.
+    tm.model.network.linears(
+        &mut |name, l| match tensors.contains_key(&format!("{name}.weight")) {
+            true => l.dequantise(),
+            false => Ok(()),
+        },
+    )?;
     let mut bad = None;
     tm.visit(&mut |name, t| {
         if let Some(v) = tensors.remove(name) {
