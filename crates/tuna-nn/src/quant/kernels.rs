@@ -17,7 +17,8 @@ use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86::{Avx2, Avx512};
 
-/// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long.
+/// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long: four at a time
+/// (`Format::dot_rows4`), then one at a time.
 #[inline(always)]
 fn dot_rows_body<F: Format, S: Simd>(
     rows: &[u8],
@@ -26,7 +27,16 @@ fn dot_rows_body<F: Format, S: Simd>(
     sums: &[f32],
     y: &mut [f32],
 ) {
-    for (row, yi) in rows.chunks_exact(row_bytes).zip(y) {
+    let quads = rows.chunks_exact(4 * row_bytes);
+    let rest = quads.remainder();
+    let mut ys = y.chunks_exact_mut(4);
+    for (q, y4) in quads.zip(&mut ys) {
+        let (a, b) = q.split_at(2 * row_bytes);
+        let (r0, r1) = a.split_at(row_bytes);
+        let (r2, r3) = b.split_at(row_bytes);
+        y4.copy_from_slice(&F::dot_rows4::<S>([r0, r1, r2, r3], x, sums));
+    }
+    for (row, yi) in rest.chunks_exact(row_bytes).zip(ys.into_remainder()) {
         *yi = F::dot_row::<S>(row, x, sums);
     }
 }
