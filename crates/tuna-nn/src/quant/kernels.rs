@@ -17,6 +17,9 @@ use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86::{Avx2, Avx512};
 
+/// Bands of more bytes than this prefetch their next rows (`dot_rows_body`).
+const PREFETCH_ABOVE: usize = 2 << 20;
+
 /// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long: four at a time
 /// (`Format::dot_rows4`), then one at a time.
 #[inline(always)]
@@ -30,7 +33,14 @@ fn dot_rows_body<F: Format, S: Simd>(
     let quads = rows.chunks_exact(4 * row_bytes);
     let rest = quads.remainder();
     let mut ys = y.chunks_exact_mut(4);
-    for (q, y4) in quads.zip(&mut ys) {
+    for (i, (q, y4)) in quads.zip(&mut ys).enumerate() {
+        // The next four rows, while these four are computed (four short streams at once
+        // train the hardware prefetcher poorly), for bands too large to stay in cache
+        // (on smaller ones the prefetches only cost time).
+        if rows.len() > PREFETCH_ABOVE {
+            let next = (i + 1) * 4 * row_bytes;
+            S::prefetch(&rows[next.min(rows.len())..(next + 4 * row_bytes).min(rows.len())]);
+        }
         let (a, b) = q.split_at(2 * row_bytes);
         let (r0, r1) = a.split_at(row_bytes);
         let (r2, r3) = b.split_at(row_bytes);

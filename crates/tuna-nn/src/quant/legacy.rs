@@ -7,7 +7,7 @@
 
 use super::format::{Acc, Format};
 use super::rows4::{dot4, Block32};
-use super::simd::{bytes16, f16_at, Simd};
+use super::simd::{bytes16, f16_at, u16_at, Simd};
 
 /// The low and the high nibbles of 16 bytes, minus `offset` (wrapping).
 #[inline(always)]
@@ -40,10 +40,14 @@ impl Block32 for Q4_0 {
     const CORR: bool = true;
 
     #[inline(always)]
-    fn parts<S: Simd>(b: &[u8], x0: S, x1: S) -> (f32, S, f32) {
-        let d = f16_at::<S>(b, 0);
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
         let (lo, hi) = S::from_nibbles(bytes16(b, 2));
-        (d, hi.madd(x1, lo.mul(x0)), -8.0 * d)
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    #[inline(always)]
+    fn corr4<S: Simd>(_: [&[u8]; 4], d: [f32; 4]) -> [f32; 4] {
+        [-8.0 * d[0], -8.0 * d[1], -8.0 * d[2], -8.0 * d[3]]
     }
 }
 
@@ -51,10 +55,20 @@ impl Block32 for Q4_1 {
     const CORR: bool = true;
 
     #[inline(always)]
-    fn parts<S: Simd>(b: &[u8], x0: S, x1: S) -> (f32, S, f32) {
-        let (d, m) = (f16_at::<S>(b, 0), f16_at::<S>(b, 2));
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
         let (lo, hi) = S::from_nibbles(bytes16(b, 4));
-        (d, hi.madd(x1, lo.mul(x0)), m)
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    /// The minimums, four in one conversion.
+    #[inline(always)]
+    fn corr4<S: Simd>(b: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+        S::f16x4([
+            u16_at(b[0], 2),
+            u16_at(b[1], 2),
+            u16_at(b[2], 2),
+            u16_at(b[3], 2),
+        ])
     }
 }
 
@@ -62,9 +76,14 @@ impl Block32 for Q8_0 {
     const CORR: bool = false;
 
     #[inline(always)]
-    fn parts<S: Simd>(b: &[u8], x0: S, x1: S) -> (f32, S, f32) {
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
         let (lo, hi) = (S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
-        (f16_at::<S>(b, 0), hi.madd(x1, lo.mul(x0)), 0.0)
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    #[inline(always)]
+    fn corr4<S: Simd>(_: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+        [0.0; 4]
     }
 }
 

@@ -7,16 +7,20 @@
 //! two accumulators. The order of the sums is the same on every instruction set.
 
 use super::format::Format;
-use super::simd::Simd;
+use super::simd::{u16_at, Simd};
 
 /// A 32-weight block type split into the parts the four-row loop combines.
 pub(crate) trait Block32: Format {
-    /// True when `parts` returns a non-zero `c` (a term in the block's input sum).
+    /// True when `corr4` may return non-zero terms.
     const CORR: bool;
 
-    /// `(d, t, c)` with `x · block = d * (sum of t's lanes) + c * (sum of x)`, for the block
-    /// bytes `b` and its 32 inputs `x0` (first 16) and `x1` (last 16).
-    fn parts<S: Simd>(b: &[u8], x0: S, x1: S) -> (f32, S, f32);
+    /// `t` with `x · block = d * (sum of t's lanes) + c * (sum of x)`, for the block bytes
+    /// `b` and its 32 inputs `x0` (first 16) and `x1` (last 16); `d` is the f16 at the
+    /// block's byte 0, `c` comes from `corr4`.
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S;
+
+    /// The `c` of four blocks `b`, whose scales are `d`.
+    fn corr4<S: Simd>(b: [&[u8]; 4], d: [f32; 4]) -> [f32; 4];
 }
 
 /// One row's partial sums: lanes of scaled block products, and the input-sum terms.
@@ -34,10 +38,11 @@ impl<S: Simd> Row<S> {
         }
     }
 
-    /// Adds one block (`b`, inputs `x0`, `x1`, input sum `s`).
+    /// Adds one block (`b`, scale `d`, input-sum coefficient `c`, inputs `x0`, `x1`,
+    /// input sum `s`).
     #[inline(always)]
-    fn add<B: Block32>(&mut self, b: &[u8], x0: S, x1: S, s: f32) {
-        let (d, t, c) = B::parts::<S>(b, x0, x1);
+    fn add<B: Block32>(&mut self, b: &[u8], (d, c): (f32, f32), (x0, x1): (S, S), s: f32) {
+        let t = B::lanes::<S>(b, x0, x1);
         self.lanes = S::splat(d).madd(t, self.lanes);
         if B::CORR {
             self.corr = S::madd1(c, s, self.corr);
@@ -61,10 +66,17 @@ pub(crate) fn dot4<B: Block32, S: Simd>(rows: [&[u8]; 4], x: &[f32], sums: &[f32
         .zip(rows[2].chunks_exact(n).zip(rows[3].chunks_exact(n)));
     for (((b0, b1), (b2, b3)), (xb, &s)) in quads.zip(x.chunks_exact(32).zip(sums)) {
         let (x0, x1) = (S::load(xb), S::load(&xb[16..]));
-        r0.add::<B>(b0, x0, x1, s);
-        r1.add::<B>(b1, x0, x1, s);
-        r2.add::<B>(b2, x0, x1, s);
-        r3.add::<B>(b3, x0, x1, s);
+        let d = [u16_at(b0, 0), u16_at(b1, 0), u16_at(b2, 0), u16_at(b3, 0)];
+        // The four scales in one conversion, kept in memory (`black_box`, a hint only): each
+        // row's multiply-add then broadcasts its scale straight from there, where a splat of
+        // a register would cost a shuffle per block and row.
+        let d = std::hint::black_box(S::f16x4(d));
+        let c = B::corr4::<S>([b0, b1, b2, b3], d);
+        let x = (x0, x1);
+        r0.add::<B>(b0, (d[0], c[0]), x, s);
+        r1.add::<B>(b1, (d[1], c[1]), x, s);
+        r2.add::<B>(b2, (d[2], c[2]), x, s);
+        r3.add::<B>(b3, (d[3], c[3]), x, s);
     }
     [r0.total(), r1.total(), r2.total(), r3.total()]
 }
