@@ -5,7 +5,8 @@
 //! `row_split` (tuna's one-row f32 path), at 1 and 2 threads, as GB/s of weight read and the
 //! ratio of times. 512 rows (a training batch): `matmul_t` and `matmul` (the input gradient)
 //! against candle's f32 matmul. `QUANT_SPEED_TYPES=Q4_0,Q8_0` picks types,
-//! `QUANT_SPEED_ISA=avx2` (or `portable`) the kernels' instruction set.
+//! `QUANT_SPEED_ISA=avx2` (or `portable`) the kernels' instruction set;
+//! `QUANT_SPEED_ONE_ROW=1` times only the one-row products at 1 thread.
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Result, Tensor};
@@ -56,6 +57,19 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .expect("a thread pool")
 }
 
+/// True when `QUANT_SPEED_ONE_ROW` is set: one-row products at 1 thread only.
+fn one_row_only() -> bool {
+    std::env::var_os("QUANT_SPEED_ONE_ROW").is_some()
+}
+
+fn thread_counts() -> Vec<usize> {
+    if one_row_only() {
+        vec![1]
+    } else {
+        vec![1, 2]
+    }
+}
+
 fn types() -> Vec<GgmlDType> {
     let Ok(pick) = std::env::var("QUANT_SPEED_TYPES") else {
         return TYPES.to_vec();
@@ -78,7 +92,7 @@ fn one_row(rows: usize, cols: usize) -> Result<()> {
     let x = Tensor::randn(0f32, 1.0, (1, cols), &dev)?;
     let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let f32_bytes = (rows * cols * 4) as f64;
-    for threads in [1, 2] {
+    for threads in thread_counts() {
         let p = pool(threads);
         let base = p.install(|| time(|| row_split_matmul(&x, &wf).map(|_| ())))?;
         println!(
@@ -154,6 +168,9 @@ fn main() -> Result<()> {
     println!("one input row (decoding): time, weight bytes read per second, speed-up over f32");
     for (rows, cols) in [(576, 1536), (1536, 576), (49152, 576)] {
         one_row(rows, cols)?;
+    }
+    if one_row_only() {
+        return Ok(());
     }
     println!("512 input rows: time, and time relative to candle's f32 matmul (lower is faster)");
     for (rows, cols) in [(576, 1536), (1536, 576)] {

@@ -150,6 +150,18 @@ pub(crate) trait Format {
         lanes.sum() + (a.corr + b.corr)
     }
 
+    /// `x · row` for four stored rows at once (the one-row product's main loop); by default
+    /// four `dot_row`s, the 32-weight block types share each input load (`rows4.rs`).
+    #[inline(always)]
+    fn dot_rows4<S: Simd>(rows: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
+        [
+            Self::dot_row::<S>(rows[0], x, sums),
+            Self::dot_row::<S>(rows[1], x, sums),
+            Self::dot_row::<S>(rows[2], x, sums),
+            Self::dot_row::<S>(rows[3], x, sums),
+        ]
+    }
+
     /// Decodes whole blocks to f32.
     #[inline(always)]
     fn decode<S: Simd>(blocks: &[u8], out: &mut [f32]) {

@@ -17,7 +17,11 @@ use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86::{Avx2, Avx512};
 
-/// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long.
+/// Bands of more bytes than this prefetch their next rows (`dot_rows_body`).
+const PREFETCH_ABOVE: usize = 2 << 20;
+
+/// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long: four at a time
+/// (`Format::dot_rows4`), then one at a time.
 #[inline(always)]
 fn dot_rows_body<F: Format, S: Simd>(
     rows: &[u8],
@@ -26,7 +30,23 @@ fn dot_rows_body<F: Format, S: Simd>(
     sums: &[f32],
     y: &mut [f32],
 ) {
-    for (row, yi) in rows.chunks_exact(row_bytes).zip(y) {
+    let quads = rows.chunks_exact(4 * row_bytes);
+    let rest = quads.remainder();
+    let mut ys = y.chunks_exact_mut(4);
+    for (i, (q, y4)) in quads.zip(&mut ys).enumerate() {
+        // The next four rows, while these four are computed (four short streams at once
+        // train the hardware prefetcher poorly), for bands too large to stay in cache
+        // (on smaller ones the prefetches only cost time).
+        if rows.len() > PREFETCH_ABOVE {
+            let next = (i + 1) * 4 * row_bytes;
+            S::prefetch(&rows[next.min(rows.len())..(next + 4 * row_bytes).min(rows.len())]);
+        }
+        let (a, b) = q.split_at(2 * row_bytes);
+        let (r0, r1) = a.split_at(row_bytes);
+        let (r2, r3) = b.split_at(row_bytes);
+        y4.copy_from_slice(&F::dot_rows4::<S>([r0, r1, r2, r3], x, sums));
+    }
+    for (row, yi) in rest.chunks_exact(row_bytes).zip(ys.into_remainder()) {
         *yi = F::dot_row::<S>(row, x, sums);
     }
 }

@@ -6,7 +6,8 @@
 //! which would move the result by far more than the 1e-4 these kernels keep to).
 
 use super::format::{Acc, Format};
-use super::simd::{bytes16, f16_at, Simd};
+use super::rows4::{dot4, Block32};
+use super::simd::{bytes16, f16_at, u16_at, Simd};
 
 /// The low and the high nibbles of 16 bytes, minus `offset` (wrapping).
 #[inline(always)]
@@ -25,12 +26,74 @@ fn two_halves<S: Simd>(x: &[f32], lo: S, hi: S) -> S {
     hi.madd(S::load(&x[16..]), lo.mul(S::load(x)))
 }
 
+/// Four rows through `rows4::dot4` (the `Format::dot_rows4` of every type here).
+macro_rules! four_rows {
+    () => {
+        #[inline(always)]
+        fn dot_rows4<S: Simd>(rows: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
+            dot4::<Self, S>(rows, x, sums)
+        }
+    };
+}
+
+impl Block32 for Q4_0 {
+    const CORR: bool = true;
+
+    #[inline(always)]
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
+        let (lo, hi) = S::from_nibbles(bytes16(b, 2));
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    #[inline(always)]
+    fn corr4<S: Simd>(_: [&[u8]; 4], d: [f32; 4]) -> [f32; 4] {
+        [-8.0 * d[0], -8.0 * d[1], -8.0 * d[2], -8.0 * d[3]]
+    }
+}
+
+impl Block32 for Q4_1 {
+    const CORR: bool = true;
+
+    #[inline(always)]
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
+        let (lo, hi) = S::from_nibbles(bytes16(b, 4));
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    /// The minimums, four in one conversion.
+    #[inline(always)]
+    fn corr4<S: Simd>(b: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+        S::f16x4([
+            u16_at(b[0], 2),
+            u16_at(b[1], 2),
+            u16_at(b[2], 2),
+            u16_at(b[3], 2),
+        ])
+    }
+}
+
+impl Block32 for Q8_0 {
+    const CORR: bool = false;
+
+    #[inline(always)]
+    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
+        let (lo, hi) = (S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
+        hi.madd(x1, lo.mul(x0))
+    }
+
+    #[inline(always)]
+    fn corr4<S: Simd>(_: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+        [0.0; 4]
+    }
+}
+
 /// Q4_0: `d` (f16), then 16 bytes of 4-bit values; weight = d * (q - 8).
 pub(crate) struct Q4_0;
 
 impl Format for Q4_0 {
     const BLOCK: usize = 32;
     const BYTES: usize = 18;
+    four_rows!();
 
     #[inline(always)]
     fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
@@ -56,6 +119,7 @@ pub(crate) struct Q4_1;
 impl Format for Q4_1 {
     const BLOCK: usize = 32;
     const BYTES: usize = 20;
+    four_rows!();
 
     #[inline(always)]
     fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
@@ -81,6 +145,7 @@ pub(crate) struct Q8_0;
 impl Format for Q8_0 {
     const BLOCK: usize = 32;
     const BYTES: usize = 34;
+    four_rows!();
 
     #[inline(always)]
     fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {

@@ -28,7 +28,7 @@
 //!
 //! One concept per file: `isa` (which instruction set), `simd` and `simd_x86` (the
 //! 16-lane vector the kernels are written in), `format` (the stored types), `legacy`, `kquant` and `float` (each type's dot
-//! product and decoding), `kernels` (their builds per instruction set), `matrix`
+//! product and decoding), `rows4` (four rows of a 32-weight block type at once), `kernels` (their builds per instruction set), `matrix`
 //! (`QuantMatrix`), `matmul` (the products, one-row case), `panel` (many rows, on `gemm`),
 //! `op` (`QLinear`).
 
@@ -42,6 +42,7 @@ mod matmul;
 mod matrix;
 mod op;
 mod panel;
+mod rows4;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;

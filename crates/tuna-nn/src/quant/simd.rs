@@ -21,6 +21,10 @@ pub(crate) trait Simd: Copy {
     fn from_i8(b: &[u8; 16]) -> Self;
     /// The low and the high nibbles of 16 bytes, as f32.
     fn from_nibbles(b: &[u8; 16]) -> (Self, Self);
+    /// Four IEEE halves as f32, exactly.
+    fn f16x4(h: [u16; 4]) -> [f32; 4];
+    /// Asks for the cache lines of `b` ahead of their use (a hint; nothing on `Portable`).
+    fn prefetch(_b: &[u8]) {}
     /// One IEEE half (its bits) as f32, exactly.
     fn f16(h: u16) -> f32;
     /// 16 little-endian IEEE halves (32 bytes) as f32.
@@ -85,6 +89,15 @@ impl Simd for Portable {
             Self::map(|j| (b[j] & 15) as f32),
             Self::map(|j| (b[j] >> 4) as f32),
         )
+    }
+    #[inline(always)]
+    fn f16x4(h: [u16; 4]) -> [f32; 4] {
+        [
+            f16_to_f32(h[0]),
+            f16_to_f32(h[1]),
+            f16_to_f32(h[2]),
+            f16_to_f32(h[3]),
+        ]
     }
     #[inline(always)]
     fn f16(h: u16) -> f32 {

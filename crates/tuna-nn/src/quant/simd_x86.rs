@@ -25,6 +25,28 @@ unsafe fn f16c(h: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
 }
 
+/// Four IEEE halves as f32 with one F16C conversion.
+#[inline(always)]
+unsafe fn f16c4(h: [u16; 4]) -> [f32; 4] {
+    let bits =
+        (h[0] as u64) | ((h[1] as u64) << 16) | ((h[2] as u64) << 32) | ((h[3] as u64) << 48);
+    let mut out = [0f32; 4];
+    _mm_storeu_ps(
+        out.as_mut_ptr(),
+        _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64)),
+    );
+    out
+}
+
+/// Prefetches every 64-byte line of `b` into the L1 cache.
+#[inline(always)]
+fn prefetch_lines(b: &[u8]) {
+    for line in b.chunks(64) {
+        // SAFETY: a prefetch never faults, and `line` is in bounds anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8) }
+    }
+}
+
 /// 16 f32 lanes in one AVX-512 register.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512(__m512);
@@ -65,6 +87,14 @@ impl Simd for Avx512 {
             let hi = _mm512_srli_epi32(v, 4);
             (Self(_mm512_cvtepi32_ps(lo)), Self(_mm512_cvtepi32_ps(hi)))
         }
+    }
+    #[inline(always)]
+    fn prefetch(b: &[u8]) {
+        prefetch_lines(b)
+    }
+    #[inline(always)]
+    fn f16x4(h: [u16; 4]) -> [f32; 4] {
+        unsafe { f16c4(h) }
     }
     #[inline(always)]
     fn f16(h: u16) -> f32 {
@@ -189,6 +219,14 @@ impl Simd for Avx2 {
             );
             (lo, hi)
         }
+    }
+    #[inline(always)]
+    fn prefetch(b: &[u8]) {
+        prefetch_lines(b)
+    }
+    #[inline(always)]
+    fn f16x4(h: [u16; 4]) -> [f32; 4] {
+        unsafe { f16c4(h) }
     }
     #[inline(always)]
     fn f16(h: u16) -> f32 {
