@@ -78,11 +78,16 @@ impl QuantMatrix {
         // A few bands per thread, so a thread slowed by other work is caught up by the rest.
         let band = n.div_ceil(4 * threads).max(MIN_BAND);
         let mut y = vec![0f32; n];
-        y.par_chunks_mut(band).enumerate().for_each(|(i, yb)| {
+        let run = |(i, yb): (usize, &mut [f32])| {
             let r0 = i * band;
             let rows = &self.bytes()[r0 * rb..(r0 + yb.len()) * rb];
             kernels::dot_rows(isa, ty, (rows, rb), x, &sums, yb);
-        });
+        };
+        // On one thread, no hand-off to the pool's worker (see `panel::each_piece`).
+        match threads {
+            1 => y.chunks_mut(band).enumerate().for_each(run),
+            _ => y.par_chunks_mut(band).enumerate().for_each(run),
+        }
         y
     }
 }

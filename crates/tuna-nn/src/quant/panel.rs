@@ -37,45 +37,55 @@ fn piece(n: usize, want: usize, align: usize) -> usize {
     want.min(spread).max(align)
 }
 
+/// Runs `f(scratch, i)` for each piece `i` in `0..count`: over rayon's threads, or on the
+/// calling thread when the pool has one (handing each product to the pool's one worker and
+/// waiting for it cost more than the product of a decoding step).
+pub(crate) fn each_piece(count: usize, f: impl Fn(&mut Vec<f32>, usize) + Sync + Send) {
+    if rayon::current_num_threads() <= 1 {
+        let mut scratch = Vec::new();
+        (0..count).for_each(|i| f(&mut scratch, i));
+    } else {
+        (0..count).into_par_iter().for_each_init(Vec::new, f);
+    }
+}
+
 /// `x` (m, k) times `w` (n, k) transposed: (m, n), row-major, over panels of `w`'s rows.
 pub(crate) fn matmul_t(isa: Isa, w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f32> {
     let (n, k, rb) = (w.row_count(), w.col_count(), w.row_bytes());
     let p = piece(n, (TILE / k.max(1)).clamp(16, 512) / 16 * 16, 16);
     let mut y: Vec<f32> = Vec::with_capacity(m * n);
     let out = Out(y.as_mut_ptr());
-    (0..n.div_ceil(p))
-        .into_par_iter()
-        .for_each_init(Vec::new, |scratch: &mut Vec<f32>, i| {
-            let (r0, rows) = (i * p, p.min(n - i * p));
-            scratch.resize(rows * k, 0.0);
-            let bytes = &w.bytes()[r0 * rb..(r0 + rows) * rb];
-            kernels::decode(isa, w.quant_type(), bytes, scratch);
-            // SAFETY: columns r0..r0 + rows of the (m, n) output belong to this task; `x`
-            // holds (m, k) values and `scratch` (rows, k), read as its transpose (k, rows).
-            unsafe {
-                gemm::gemm(
-                    m,
-                    rows,
-                    k,
-                    out.at(r0),
-                    1,
-                    n as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    scratch.as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
-        });
+    each_piece(n.div_ceil(p), |scratch: &mut Vec<f32>, i| {
+        let (r0, rows) = (i * p, p.min(n - i * p));
+        scratch.resize(rows * k, 0.0);
+        let bytes = &w.bytes()[r0 * rb..(r0 + rows) * rb];
+        kernels::decode(isa, w.quant_type(), bytes, scratch);
+        // SAFETY: columns r0..r0 + rows of the (m, n) output belong to this task; `x`
+        // holds (m, k) values and `scratch` (rows, k), read as its transpose (k, rows).
+        unsafe {
+            gemm::gemm(
+                m,
+                rows,
+                k,
+                out.at(r0),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                scratch.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+    });
     // SAFETY: the panels cover all n columns of all m rows, each written by its gemm.
     unsafe { y.set_len(m * n) };
     y
@@ -90,41 +100,39 @@ pub(crate) fn matmul(isa: Isa, w: &QuantMatrix, g: &[f32], m: usize) -> Vec<f32>
     let r = (TILE / c).max(16);
     let mut y: Vec<f32> = Vec::with_capacity(m * k);
     let out = Out(y.as_mut_ptr());
-    (0..k.div_ceil(c))
-        .into_par_iter()
-        .for_each_init(Vec::new, |scratch: &mut Vec<f32>, j| {
-            let (c0, cols) = (j * c, c.min(k - j * c));
-            for r0 in (0..n).step_by(r) {
-                let rows = r.min(n - r0);
-                decode_tile(isa, w, (r0, rows), (c0, cols), scratch);
-                // SAFETY: columns c0..c0 + cols of the (m, k) output belong to this task and
-                // were written by the first tile (read_dst only from the second on); `g`
-                // holds (m, n) values, `scratch` (rows, cols).
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        cols,
-                        rows,
-                        out.at(c0),
-                        1,
-                        k as isize,
-                        r0 > 0,
-                        g.as_ptr().add(r0),
-                        1,
-                        n as isize,
-                        scratch.as_ptr(),
-                        1,
-                        cols as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                };
-            }
-        });
+    each_piece(k.div_ceil(c), |scratch: &mut Vec<f32>, j| {
+        let (c0, cols) = (j * c, c.min(k - j * c));
+        for r0 in (0..n).step_by(r) {
+            let rows = r.min(n - r0);
+            decode_tile(isa, w, (r0, rows), (c0, cols), scratch);
+            // SAFETY: columns c0..c0 + cols of the (m, k) output belong to this task and
+            // were written by the first tile (read_dst only from the second on); `g`
+            // holds (m, n) values, `scratch` (rows, cols).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    cols,
+                    rows,
+                    out.at(c0),
+                    1,
+                    k as isize,
+                    r0 > 0,
+                    g.as_ptr().add(r0),
+                    1,
+                    n as isize,
+                    scratch.as_ptr(),
+                    1,
+                    cols as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+        }
+    });
     if n == 0 {
         y.resize(m * k, 0.0);
     }
