@@ -11,20 +11,8 @@
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Result, Tensor};
 use std::time::Instant;
-use tuna_nn::quant::{Isa, QuantMatrix};
+use tuna_nn::quant::{Isa, QuantMatrix, QuantType};
 use tuna_nn::row_split::row_split_matmul;
-
-const TYPES: [GgmlDType; 9] = [
-    GgmlDType::Q4_0,
-    GgmlDType::Q4_1,
-    GgmlDType::Q8_0,
-    GgmlDType::Q4K,
-    GgmlDType::Q5K,
-    GgmlDType::Q6K,
-    GgmlDType::F16,
-    GgmlDType::BF16,
-    GgmlDType::F32,
-];
 
 /// Seconds per call of `f`: the best of 5 rounds, each of at least 0.1 s.
 fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -72,10 +60,11 @@ fn thread_counts() -> Vec<usize> {
 
 fn types() -> Vec<GgmlDType> {
     let Ok(pick) = std::env::var("QUANT_SPEED_TYPES") else {
-        return TYPES.to_vec();
+        return QuantType::ALL.map(QuantType::ggml).to_vec();
     };
     let names: Vec<String> = pick.split(',').map(|s| s.replace('_', "")).collect();
-    TYPES
+    QuantType::ALL
+        .map(QuantType::ggml)
         .into_iter()
         .filter(|t| {
             names

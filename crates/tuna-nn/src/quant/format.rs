@@ -32,6 +32,19 @@ pub enum QuantType {
 }
 
 impl QuantType {
+    /// Every stored type.
+    pub const ALL: [QuantType; 9] = [
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q8_0,
+        Self::Q4K,
+        Self::Q5K,
+        Self::Q6K,
+        Self::F16,
+        Self::BF16,
+        Self::F32,
+    ];
+
     /// The kernels' type for a GGML type, or an error naming the unsupported one.
     pub fn from_ggml(dtype: GgmlDType) -> Result<Self> {
         Ok(match dtype {

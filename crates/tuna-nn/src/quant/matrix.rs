@@ -180,23 +180,11 @@ mod tests {
     use super::*;
     use crate::quant::testing::{candle_dequantized, weights};
 
-    const ALL: [GgmlDType; 9] = [
-        GgmlDType::Q4_0,
-        GgmlDType::Q4_1,
-        GgmlDType::Q8_0,
-        GgmlDType::Q4K,
-        GgmlDType::Q5K,
-        GgmlDType::Q6K,
-        GgmlDType::F16,
-        GgmlDType::BF16,
-        GgmlDType::F32,
-    ];
-
     /// Our decoding is candle's to the bit, and the bytes are candle's `QTensor` bytes.
     #[test]
     fn dequantize_is_candles_bit_for_bit() -> Result<()> {
         let t = weights(5, 512, 7)?;
-        for dtype in ALL {
+        for dtype in QuantType::ALL.map(QuantType::ggml) {
             let w = QuantMatrix::quantize(&t, dtype)?;
             let q = QTensor::quantize(&t, dtype)?;
             assert_eq!(w.bytes(), &*q.data()?, "{dtype:?} bytes");
