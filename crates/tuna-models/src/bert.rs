@@ -252,7 +252,7 @@ impl Block {
             (_, Some(_)) => None,
             (Some(fused), None) => fused.fused_low_rank(&parts, x)?,
             (None, None) if !off_kernel(x) && parts.iter().all(|l| l.delta.is_none()) => {
-                Some(Linear::fuse(&parts.map(|l| l.clone()))?.forward(x)?)
+                Some(Linear::fuse(&parts.map(Linear::base))?.forward(x)?)
             }
             (None, None) => None,
         };
