@@ -2,7 +2,7 @@
 //! token embeddings, prefixes join every layer's keys and values through [`Ctx`]).
 
 use candle_core::{Result, Tensor};
-use tuna_models::{Batch, Ctx, Network};
+use tuna_models::{Batch, Ctx, Network, VirtualTokens};
 use tuna_nn::Visitor;
 
 /// One forward pass's input, as a method may change it.
@@ -21,6 +21,10 @@ pub struct Input {
 pub trait InputHook: Send + Sync {
     /// Changes `input` and `ctx` before the first block.
     fn apply(&self, input: &mut Input, ctx: &mut Ctx) -> Result<()>;
+
+    /// The method's part as the virtual tokens a decoder runs before every prompt when
+    /// generating (with a key/value cache rather than through [`InputHook::apply`]).
+    fn virtual_tokens(&self) -> Result<VirtualTokens>;
 
     /// Visits the method's tensors by their PEFT key names.
     fn visit(&mut self, f: &mut Visitor) -> Result<()>;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::time::Instant;
 use tuna_core::{Error, Result};
 use tuna_models::llama::Llama;
-use tuna_models::{Ctx, Model, TextTokenizer};
+use tuna_models::{Ctx, Model, TextTokenizer, VirtualTokens};
 
 /// What to generate and when to stop.
 #[derive(Debug, Clone)]
@@ -70,6 +70,8 @@ pub struct Generator<'a> {
     lm: &'a Llama,
     tok: &'a TextTokenizer,
     device: Device,
+    /// An input method's virtual tokens, run before every prompt.
+    virt: Option<VirtualTokens>,
 }
 
 /// Decoding state of one row.
@@ -88,6 +90,23 @@ impl<'a> Generator<'a> {
             lm: model.causal_lm()?,
             tok: &model.tokenizer,
             device: model.device.clone(),
+            virt: None,
+        })
+    }
+
+    /// The same generator with `virt` (a soft prompt's or a prefix's virtual tokens) before
+    /// every prompt, as the method ran them in training: the soft prompt at positions 0..P, a
+    /// prefix as P cached positions. The prompts' own tokens start at position P.
+    pub fn with_virtual_tokens(mut self, virt: Option<VirtualTokens>) -> Self {
+        self.virt = virt.filter(|v| !v.is_empty());
+        self
+    }
+
+    /// Number of virtual positions before every prompt.
+    fn virtual_len(&self) -> Result<usize> {
+        Ok(match &self.virt {
+            Some(v) => v.len()?,
+            None => 0,
         })
     }
 
@@ -184,7 +203,7 @@ impl<'a> Generator<'a> {
     }
 
     /// Checks the sampling settings and that every prompt is non-empty and fits the model;
-    /// the model's number of positions.
+    /// the number of positions left for a prompt and its continuation after the virtual ones.
     fn check_prompts(&self, prompts: &[Vec<u32>], cfg: &GenerateConfig) -> Result<usize> {
         cfg.sampling.validate().map_err(Error::Invalid)?;
         if prompts.iter().any(|p| p.is_empty()) {
@@ -194,12 +213,18 @@ impl<'a> Generator<'a> {
         }
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let max_pos = self.lm.config().max_position_embeddings;
-        if longest >= max_pos {
+        let virt = self.virtual_len()?;
+        if longest + virt >= max_pos {
+            let after = match virt {
+                0 => String::new(),
+                n => format!(" after the adapter's {n} virtual tokens"),
+            };
             return Err(Error::Invalid(format!(
-                "the prompt has {longest} tokens; the model takes at most {max_pos}"
+                "the prompt has {longest} tokens; the model takes at most {}{after}",
+                max_pos - virt
             )));
         }
-        Ok(max_pos)
+        Ok(max_pos - virt)
     }
 
     /// The context to prefill in and how many prompt tokens its cache already holds: a session
@@ -214,7 +239,8 @@ impl<'a> Generator<'a> {
                 cached = shared.min(prompt.len() - 1);
                 ctx = old;
                 if let Some(c) = ctx.cache.as_mut() {
-                    c.truncate(cached)?;
+                    // The virtual positions stay in the cache ahead of the prompt's.
+                    c.truncate(self.virtual_len()? + cached)?;
                 }
             }
         }
@@ -222,7 +248,8 @@ impl<'a> Generator<'a> {
     }
 
     /// Prefill: runs the prompts after their first `cached` tokens, left-padded, with positions
-    /// that count real tokens only; each row's next-token logits and the mask (B, T) so far.
+    /// that count real tokens only, behind the virtual tokens unless a session's cache already
+    /// holds them; each row's next-token logits and the mask (B, P + T) so far.
     fn prefill(
         &self,
         prompts: &[Vec<u32>],
@@ -232,19 +259,44 @@ impl<'a> Generator<'a> {
         let b = prompts.len();
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let fresh: Vec<Vec<u32>> = prompts.iter().map(|p| p[cached..].to_vec()).collect();
-        let (ids, mask) = left_pad(&fresh, self.tok.pad_id, &self.device)?;
+        let (ids, mut mask) = left_pad(&fresh, self.tok.pad_id, &self.device)?;
+        let virt = match cached {
+            0 => self.virt.as_ref(),
+            _ => None,
+        };
+        let p = self.virtual_len()?;
+        if p > 0 && cached == 0 {
+            let ones = Tensor::ones((b, p), mask.dtype(), &self.device)?;
+            mask = Tensor::cat(&[&ones, &mask], 1)?;
+        }
         if b > 1 {
+            // A soft prompt is part of the input (positions 0..P); a prefix is cached already.
+            let lead = match virt {
+                Some(VirtualTokens::Embeds(_)) => p,
+                _ => 0,
+            };
             let positions: Vec<u32> = prompts
                 .iter()
-                .flat_map(|p| {
-                    let pad = longest - p.len();
-                    (0..longest).map(move |j| j.saturating_sub(pad) as u32)
+                .flat_map(|t| {
+                    let pad = longest - t.len();
+                    let lead = (0..lead).map(|j| j as u32);
+                    lead.chain((0..longest).map(move |j| (p + j.saturating_sub(pad)) as u32))
                 })
                 .collect();
-            ctx.positions = Some(Tensor::from_vec(positions, (b, longest), &self.device)?);
+            let t = positions.len() / b;
+            ctx.positions = Some(Tensor::from_vec(positions, (b, t), &self.device)?);
             ctx.mask = Some(mask.clone());
         }
-        let logits = self.last_logits(&ids, ctx)?;
+        let mut h = self.lm.embed(&ids)?;
+        match virt {
+            Some(VirtualTokens::Embeds(e)) => {
+                let e = e.unsqueeze(0)?.broadcast_as((b, p, e.dim(1)?))?;
+                h = Tensor::cat(&[&e.to_dtype(h.dtype())?, &h], 1)?;
+            }
+            Some(VirtualTokens::Past(layers)) => seed_cache(ctx, layers, b)?,
+            None => {}
+        }
+        let logits = self.last_logits(&h, ctx)?;
         Ok((logits, mask))
     }
 
@@ -297,19 +349,23 @@ impl<'a> Generator<'a> {
         let b = rows.len();
         let ids = Tensor::from_vec(next, (b, 1), &self.device)?;
         if b > 1 {
-            let pos: Vec<u32> = rows.iter().map(|r| (r.prompt_len + step) as u32).collect();
+            let p = self.virtual_len()?;
+            let pos: Vec<u32> = rows
+                .iter()
+                .map(|r| (p + r.prompt_len + step) as u32)
+                .collect();
             ctx.positions = Some(Tensor::from_vec(pos, (b, 1), &self.device)?);
             let one = Tensor::ones((b, 1), mask.dtype(), &self.device)?;
             *mask = Tensor::cat(&[&*mask, &one], 1)?;
             ctx.mask = Some(mask.clone());
         }
-        self.last_logits(&ids, ctx)
+        self.last_logits(&self.lm.embed(&ids)?, ctx)
     }
 
-    /// Runs `ids` (B, T) through the model (extending the cache); next-token logits of each row.
-    fn last_logits(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Vec<Vec<f32>>> {
-        let h = self.lm.embed(ids)?;
-        let h = self.lm.run_blocks(&h, 0..self.lm.num_layers(), ctx)?;
+    /// Runs the embeddings `h` (B, T, H) through the model (extending the cache); next-token
+    /// logits of each row.
+    fn last_logits(&self, h: &Tensor, ctx: &mut Ctx) -> Result<Vec<Vec<f32>>> {
+        let h = self.lm.run_blocks(h, 0..self.lm.num_layers(), ctx)?;
         let t = h.dim(1)?;
         let last = self.lm.final_norm(&h.narrow(1, t - 1, 1)?)?;
         let logits = self.lm.logits(&last)?.squeeze(1)?.to_dtype(DType::F32)?;
@@ -344,6 +400,22 @@ fn generations(
             })
         })
         .collect()
+}
+
+/// Puts a prefix's keys and values (per block, (1, kv heads, P, D)) in `ctx`'s empty cache as
+/// the past of every one of `b` rows.
+fn seed_cache(ctx: &mut Ctx, layers: &[(Tensor, Tensor)], b: usize) -> Result<()> {
+    let cache = ctx
+        .cache
+        .as_mut()
+        .ok_or_else(|| Error::Invalid("a prefix needs the decoding cache".into()))?;
+    for (i, (k, v)) in layers.iter().enumerate() {
+        let (_, heads, p, d) = k.dims4()?;
+        let k = k.broadcast_as((b, heads, p, d))?.contiguous()?;
+        let v = v.broadcast_as((b, heads, p, d))?.contiguous()?;
+        cache.append(i, &k, &v)?;
+    }
+    Ok(())
 }
 
 /// Left-pads id sequences: ids (B, T) and mask (B, T) u32.

@@ -13,9 +13,11 @@ pub mod testing;
 pub mod tokenizer;
 pub mod truncation;
 pub mod validate;
+pub mod virtual_tokens;
 
 pub use ctx::Ctx;
 pub use hub::resolve_model;
 pub use network::Network;
 pub use registry::{load_model, Family, Model, ModelInfo};
 pub use tokenizer::{Batch, TextTokenizer};
+pub use virtual_tokens::VirtualTokens;

@@ -8,12 +8,12 @@ use crate::error::ApiError;
 use std::path::{Path, PathBuf};
 use tuna_core::Error;
 use tuna_lm::{stop_token_ids, ChatTemplate, GenerateConfig, Generation, Generator, Message};
-use tuna_models::Model;
+use tuna_models::{Model, VirtualTokens};
 use tuna_train::embedder::{embed_texts, EmbedOptions, Embeddings};
 use tuna_train::predict::{Prediction, Predictor};
 use tuna_train::progress::Silent;
 
-use crate::lm_adapter::{share_weights, with_lm_adapter};
+use crate::lm_adapter::{share_weights, with_lm_adapter, AdaptedLm};
 use crate::request::GenParams;
 
 /// What to generate from.
@@ -39,6 +39,8 @@ impl Prompt {
 struct Served {
     id: String,
     model: Model,
+    /// An input adapter's virtual tokens (prefix or prompt tuning), run before every prompt.
+    virt: Option<VirtualTokens>,
     /// The model's chat template, or why there is none (no template, or one that does not
     /// compile), for the error of a chat request.
     template: Result<ChatTemplate, String>,
@@ -64,6 +66,7 @@ impl Engine {
             models: vec![Served {
                 id: name.into(),
                 model,
+                virt: None,
                 template,
             }],
             base_path: path.to_path_buf(),
@@ -89,11 +92,12 @@ impl Engine {
         let mut twin = tuna_models::load_model(&self.base_path, &base.model.device)?;
         let shared = share_weights(&mut base.model, &mut twin)?;
         tracing::info!(adapter = name, shared, "adapter shares the base weights");
-        let model = with_lm_adapter(twin, &dir)?;
+        let AdaptedLm { model, virt } = with_lm_adapter(twin, &dir)?;
         let template = chat_template(&model);
         self.models.push(Served {
             id: id.clone(),
             model,
+            virt,
             template,
         });
         Ok(id)
@@ -206,7 +210,9 @@ impl Engine {
     ) -> Result<Generation, ApiError> {
         let s = self.served(id)?;
         let model_err = |e: Error| ApiError::from_model(&e);
-        let gen = Generator::new(&s.model).map_err(model_err)?;
+        let gen = Generator::new(&s.model)
+            .map_err(model_err)?
+            .with_virtual_tokens(s.virt.clone());
         let tok = gen.tokenizer();
         let cfg = GenerateConfig {
             max_new_tokens: p.max_tokens,

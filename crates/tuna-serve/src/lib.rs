@@ -26,5 +26,5 @@ pub mod worker;
 pub use engine::Engine;
 pub use error::ApiError;
 pub use limits::Limits;
-pub use lm_adapter::{adapter_dir, with_lm_adapter};
+pub use lm_adapter::{adapter_dir, with_lm_adapter, AdaptedLm};
 pub use server::{bind, bind_address, serve, Options, ServeError};

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tuna_core::Error;
-use tuna_models::Model;
+use tuna_models::{Model, VirtualTokens};
 use tuna_nn::{Pooling, Weight};
 use tuna_train::finetune::{apply_peft_adapter, peft, HeadConfig};
 
@@ -27,10 +27,18 @@ pub fn adapter_dir(path: &Path) -> Result<PathBuf, Error> {
     )))
 }
 
+/// A causal LM with an adapter attached.
+pub struct AdaptedLm {
+    pub model: Model,
+    /// The virtual tokens of an adapter that works at the input (prefix or prompt tuning), for
+    /// [`tuna_lm::Generator::with_virtual_tokens`]; `None` for the others.
+    pub virt: Option<VirtualTokens>,
+}
+
 /// `model` with the adapter of `path` (a PEFT folder or a run with one) attached, unmerged.
-/// Adapters that work at the input (prefix, prompt tuning) are refused: generation does not run
-/// them.
-pub fn with_lm_adapter(model: Model, path: &Path) -> Result<Model, Error> {
+/// Adapters that work at the input (prefix, prompt tuning) come back as virtual tokens that
+/// generation runs before every prompt.
+pub fn with_lm_adapter(model: Model, path: &Path) -> Result<AdaptedLm, Error> {
     model.causal_lm()?;
     let dir = adapter_dir(path)?;
     let head = HeadConfig {
@@ -40,15 +48,20 @@ pub fn with_lm_adapter(model: Model, path: &Path) -> Result<Model, Error> {
     };
     let tm = apply_peft_adapter(model, &dir, &head, 1)
         .map_err(|e| Error::Invalid(format!("loading the adapter {}: {e}", dir.display())))?;
-    if tm.input.is_some() {
-        return Err(Error::Invalid(format!(
-            "{}: {} adapters work at the input and cannot generate here; LoRA, DoRA, IA3 and \
-             bottleneck adapters can",
-            dir.display(),
-            tm.method.label()
-        )));
-    }
-    Ok(tm.model)
+    let virt = match &tm.input {
+        Some(hook) => Some(hook.virtual_tokens().map_err(|e| {
+            Error::Invalid(format!(
+                "{}: the {} adapter's virtual tokens: {e}",
+                dir.display(),
+                tm.method.label()
+            ))
+        })?),
+        None => None,
+    };
+    Ok(AdaptedLm {
+        model: tm.model,
+        virt,
+    })
 }
 
 /// Makes every weight of `twin` kept in its stored quantised type the same matrix as `base`'s

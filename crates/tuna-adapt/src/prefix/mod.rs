@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
 use tuna_core::Rng;
-use tuna_models::{Ctx, Model};
+use tuna_models::{Ctx, Model, VirtualTokens};
 use tuna_nn::Visitor;
 
 /// Peak learning rate when none is given.
@@ -48,6 +48,10 @@ impl InputHook for Prefix {
         ctx.prefix = Some(self.encoder.key_values(self.shape, b)?);
         ctx.position_offset = self.shape.tokens;
         Ok(())
+    }
+
+    fn virtual_tokens(&self) -> Result<VirtualTokens> {
+        Ok(VirtualTokens::Past(self.encoder.key_values(self.shape, 1)?))
     }
 
     fn visit(&mut self, f: &mut Visitor) -> Result<()> {

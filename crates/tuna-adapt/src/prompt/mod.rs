@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
 use tuna_core::Rng;
-use tuna_models::{Ctx, Model};
+use tuna_models::{Ctx, Model, VirtualTokens};
 use tuna_nn::Visitor;
 
 /// Peak learning rate when none is given.
@@ -50,6 +50,10 @@ impl InputHook for SoftPrompt {
         input.type_ids = Tensor::cat(&[&zeros, &input.type_ids], 1)?;
         input.skip += n;
         Ok(())
+    }
+
+    fn virtual_tokens(&self) -> Result<VirtualTokens> {
+        Ok(VirtualTokens::Embeds(self.table.detach()))
     }
 
     fn visit(&mut self, f: &mut Visitor) -> Result<()> {

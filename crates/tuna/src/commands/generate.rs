@@ -82,7 +82,8 @@ pub struct GenerateCmd {
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
     /// Generate with this adapter on the model, unmerged: a PEFT adapter folder (LoRA, DoRA,
-    /// IA3, bottleneck) or a run that keeps one in adapter/ (tuna sft, dpo, ppo).
+    /// IA3, bottleneck, prefix or prompt tuning) or a run that keeps one in adapter/ (tuna sft,
+    /// dpo, ppo).
     #[arg(long)]
     adapter: Option<PathBuf>,
     #[command(flatten)]
@@ -112,11 +113,13 @@ impl GenerateCmd {
             bail!("no prompt: give it as an argument, with --input FILE, or on standard input");
         }
         let (mut model, _) = self.model.load()?;
+        let mut virt = None;
         if let Some(a) = &self.adapter {
-            model = tuna_serve::with_lm_adapter(model, a)
+            let adapted = tuna_serve::with_lm_adapter(model, a)
                 .with_context(|| format!("--adapter {}", a.display()))?;
+            (model, virt) = (adapted.model, adapted.virt);
         }
-        let gen = Generator::new(&model)?;
+        let gen = Generator::new(&model)?.with_virtual_tokens(virt);
         let cfg = self.sampling.config(&gen)?;
         let template = if self.chat {
             Some(ChatTemplate::from_tokenizer(gen.tokenizer())?)
