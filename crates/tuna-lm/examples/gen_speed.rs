@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                     // The CLI's default keeps a GGUF's weights in their stored type; TUNA_DTYPE=f32 decodes
                                     // them at load (as transformers holds them).
     let f32 = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "f32");
-    tuna_models::registry::set_gguf_as_f32(f32);
+    tuna_models::registry::set_stored_as_f32(f32);
     let args: Vec<String> = std::env::args().collect();
     let model_path = args
         .get(1)

@@ -4,6 +4,7 @@
 use crate::bert::{Bert, BertConfig, DistilBertConfig};
 use crate::ctx::Ctx;
 use crate::gguf::load_gguf;
+use crate::half_weights::read_half_weights;
 use crate::llama::{Llama, LlamaConfig};
 use crate::network::Network;
 use crate::tokenizer::{pad_batch, Batch, TextTokenizer};
@@ -201,22 +202,36 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
                 cfg.vocab_size,
                 cfg.max_position_embeddings,
             );
-            (Network::Llama(Llama::load(&cfg, vb)?), info)
+            let half = match STORED_AS_F32.load(Ordering::Relaxed) {
+                false => read_half_weights(&weights, device)?,
+                true => None,
+            };
+            let network = match half {
+                Some(h) => {
+                    let vb = VarBuilder::from_tensors(h.tensors, DType::F32, device);
+                    let mut network = Network::Llama(Llama::load(&cfg, vb)?);
+                    place_quantised(&mut network, h.kept)?;
+                    network
+                }
+                None => Network::Llama(Llama::load(&cfg, vb)?),
+            };
+            (network, info)
         }
         _ => unreachable!("model_type checked against SUPPORTED above"),
     };
     finish(network, tokenizer, info, path, &weights, device)
 }
 
-/// Set when GGUF weights are decoded to f32 at load instead of kept in their stored type.
-static GGUF_AS_F32: AtomicBool = AtomicBool::new(false);
+/// Set when stored weights are decoded to f32 at load instead of kept in their stored type.
+static STORED_AS_F32: AtomicBool = AtomicBool::new(false);
 
-/// How the blocks' weights of GGUF models loaded from now on are held: in their stored type
+/// How the decoder blocks' linear weights of models loaded from now on are held, for GGUF
+/// files and for Hugging Face checkpoints stored in F16 or BF16: in their stored type
 /// (`false`, the default: less memory, faster decoding; products decode the blocks on the
 /// fly), or decoded to f32 at load (`true`). Methods that train the base weights decode the
 /// ones they train either way.
-pub fn set_gguf_as_f32(f32: bool) {
-    GGUF_AS_F32.store(f32, Ordering::Relaxed);
+pub fn set_stored_as_f32(f32: bool) {
+    STORED_AS_F32.store(f32, Ordering::Relaxed);
 }
 
 /// Puts each quantised weight into its linear layer in place of the loader's placeholder.
@@ -232,14 +247,14 @@ fn place_quantised(
     )?;
     match quantised.keys().next() {
         Some(k) => Err(Error::Invalid(format!(
-            "GGUF weight `{k}` kept quantised has no linear layer to hold it"
+            "weight `{k}` kept in its stored type has no linear layer to hold it"
         ))),
         None => Ok(()),
     }
 }
 
 fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
-    let g = load_gguf(path, device, !GGUF_AS_F32.load(Ordering::Relaxed))?;
+    let g = load_gguf(path, device, !STORED_AS_F32.load(Ordering::Relaxed))?;
     let c = &g.config;
     let info = info_of(
         path,

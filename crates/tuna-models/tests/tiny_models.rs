@@ -261,9 +261,9 @@ fn quantised_gguf_weights_stay_quantised_and_match_decoding_at_load() {
     for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1, GgmlDType::F16] {
         let path = dir.path().join(format!("tiny-{dtype:?}.gguf"));
         write_tiny_llama_gguf(&path, 7, dtype).unwrap();
-        tuna_models::registry::set_gguf_as_f32(true);
+        tuna_models::registry::set_stored_as_f32(true);
         let mut decoded = load_model(&path, &Device::Cpu).unwrap();
-        tuna_models::registry::set_gguf_as_f32(false);
+        tuna_models::registry::set_stored_as_f32(false);
         let mut stored = load_model(&path, &Device::Cpu).unwrap();
         let count = |m: &mut tuna_models::Model| {
             let mut n = (0, 0);

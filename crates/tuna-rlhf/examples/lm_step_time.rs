@@ -67,7 +67,7 @@ fn main() -> Res<()> {
     tuna_core::threads::one_pool(); // as the `tuna` binary does
                                     // f32 weights, as the PyTorch side has, unless TUNA_DTYPE=stored (the CLI's default).
     let stored = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "stored");
-    tuna_models::registry::set_gguf_as_f32(!stored);
+    tuna_models::registry::set_stored_as_f32(!stored);
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: lm_step_time MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]";
     let dpo = match args.get(2).map(String::as_str) {

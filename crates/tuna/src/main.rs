@@ -25,9 +25,10 @@ struct Cli {
     /// Hide progress bars and informational messages.
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// How a GGUF model's block weights are held: `stored` keeps their quantised type (less
-    /// memory, faster decoding; products decode the blocks on the fly), `f32` decodes them at
-    /// load. Base weights a method trains are decoded either way.
+    /// How a decoder's block weights are held, from a GGUF file or a Hugging Face checkpoint in
+    /// F16/BF16: `stored` keeps their stored type (less memory, faster decoding; products
+    /// decode them on the fly), `f32` decodes them at load. Base weights a method trains are
+    /// decoded either way.
     #[arg(long, global = true, env = "TUNA_DTYPE", value_enum, default_value_t = WeightType::Stored)]
     dtype: WeightType,
     /// More log output (-v info, -vv debug). An error is one message; with -v and
@@ -36,7 +37,7 @@ struct Cli {
     verbose: u8,
 }
 
-/// How GGUF weights are held after loading.
+/// How stored weights are held after loading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum WeightType {
     /// In the file's own type (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16).
@@ -105,7 +106,7 @@ fn main() {
         // Read by candle's and the classifiers' thread pools at their first use.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    tuna_models::registry::set_gguf_as_f32(cli.dtype == WeightType::F32);
+    tuna_models::registry::set_stored_as_f32(cli.dtype == WeightType::F32);
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
