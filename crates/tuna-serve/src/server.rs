@@ -6,7 +6,8 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::routes::{admin, chat, classify, completions, embeddings, info};
+use crate::routes::{admin, chat, classify, completions, embeddings, info, search};
+use crate::search::Indexes;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::Uri;
@@ -27,6 +28,8 @@ pub struct Options {
     /// Required in `Authorization: Bearer KEY` when set.
     pub api_key: Option<String>,
     pub limits: Limits,
+    /// Retrieval indexes for `POST /v1/search`.
+    pub indexes: Indexes,
 }
 
 /// Why the server could not start or stopped.
@@ -69,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/classify", post(classify::classify))
+        .route("/v1/search", post(search::search))
         .route("/v1/models", get(info::models))
         .route("/metrics", get(info::metrics))
         .route("/admin/adapters", get(admin::list).post(admin::load))
@@ -124,7 +128,9 @@ pub fn serve(
     let limits = opts.limits.clone();
     let (queue, worker) =
         crate::worker::start(engine, limits.queue, limits.timeout, metrics.clone())?;
-    let state = Arc::new(AppState::new(catalog, queue, metrics, limits, opts.api_key));
+    let mut state = AppState::new(catalog, queue, metrics, limits, opts.api_key);
+    state.indexes = opts.indexes;
+    let state = Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

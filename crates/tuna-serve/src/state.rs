@@ -5,6 +5,7 @@ use crate::catalog::{Catalog, Entry, Need};
 use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::search::Indexes;
 use crate::worker::Queue;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub api_key: Option<String>,
+    /// Retrieval indexes for `POST /v1/search`.
+    pub indexes: Indexes,
     /// When the server started (Unix seconds): the `created` of every model.
     pub started: u64,
     next_id: AtomicU64,
@@ -37,6 +40,7 @@ impl AppState {
             metrics,
             limits,
             api_key,
+            indexes: Indexes::default(),
             started: now(),
             next_id: AtomicU64::new(1),
         }

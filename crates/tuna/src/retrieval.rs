@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tuna_models::Model;
 use tuna_nn::Pooling;
 use tuna_rag::{Embedder, IndexMeta, Store};
+use tuna_serve::SearchHit;
 use tuna_train::embedder::{embed_texts, EmbedOptions};
 use tuna_train::progress::Silent;
 
@@ -143,5 +144,50 @@ impl Embedder for IndexEncoder {
     fn embed(&self, texts: &[String]) -> tuna_rag::Result<Vec<Vec<f32>>> {
         self.vectors(texts)
             .map_err(|e| tuna_rag::Error::Model(format!("{e:#}")))
+    }
+}
+
+/// An index served by `tuna serve --index NAME=INDEX`: its encoder loaded once (and checked
+/// against the index), the store opened for each search (readers take no lock).
+pub struct ServedIndex {
+    spec: String,
+    encoder: std::sync::Mutex<IndexEncoder>,
+}
+
+impl ServedIndex {
+    /// Opens the index `spec` (it must hold documents) and loads its encoder.
+    pub fn open(spec: &str, device: &str) -> Result<Self> {
+        let args = IndexArgs {
+            index: spec.to_string(),
+            device: device.to_string(),
+        };
+        let (_, meta) = args.open_built()?;
+        let encoder = args.encoder(&meta)?;
+        Ok(Self {
+            spec: spec.to_string(),
+            encoder: std::sync::Mutex::new(encoder),
+        })
+    }
+}
+
+impl tuna_serve::Searcher for ServedIndex {
+    fn search(&self, query: &str, k: usize) -> std::result::Result<Vec<SearchHit>, String> {
+        let v = {
+            let enc = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+            enc.vectors(&[query.to_string()])
+                .map_err(|e| format!("{e:#}"))?
+        };
+        let mut store = tuna_rag::open(&self.spec).map_err(|e| e.to_string())?;
+        let hits = store.search(&v[0], k).map_err(|e| e.to_string())?;
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchHit {
+                source: h.source,
+                title: h.title,
+                chunk: h.seq,
+                text: h.text,
+                score: h.score,
+            })
+            .collect())
     }
 }

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod completions;
 pub mod embeddings;
 pub mod info;
+pub mod search;
 pub mod stream;
 
 use crate::engine::Prompt;

@@ -3,12 +3,14 @@
 
 use crate::args::ModelArgs;
 use crate::output::Output;
+use crate::retrieval::ServedIndex;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use tuna_serve::{Engine, Limits, Options};
+use tuna_serve::{Engine, Indexes, Limits, Options};
 
 #[derive(Args)]
 pub struct ServeCmd {
@@ -25,6 +27,10 @@ pub struct ServeCmd {
     /// Repeatable.
     #[arg(long = "run", value_name = "NAME=RUN_DIR")]
     runs: Vec<String>,
+    /// A retrieval index (built with `tuna index add`) served as NAME for POST /v1/search:
+    /// NAME=INDEX, INDEX a SQLite file or a postgres:// URL. Repeatable.
+    #[arg(long = "index", value_name = "NAME=INDEX")]
+    indexes: Vec<String>,
     /// Address to listen on; anything but a loopback address needs --api-key.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -69,6 +75,7 @@ impl ServeCmd {
                 max_inputs: self.max_inputs,
                 timeout: Duration::from_secs(self.timeout),
             },
+            indexes: Indexes::default(),
         }
     }
 }
@@ -101,6 +108,18 @@ impl ServeCmd {
             .iter()
             .map(|s| named(s, "--run"))
             .collect::<Result<Vec<_>>>()?;
+        let mut indexes = Indexes::default();
+        for spec in &self.indexes {
+            let (n, index) = match spec.split_once('=') {
+                Some((n, i)) if !n.is_empty() && !i.is_empty() => (n, i),
+                _ => bail!("--index {spec}: expected NAME=INDEX"),
+            };
+            let served = ServedIndex::open(index, &self.model.device)
+                .with_context(|| format!("--index {spec}"))?;
+            indexes.0.push((n.to_string(), Arc::new(served)));
+        }
+        let mut opts = opts;
+        opts.indexes = indexes;
         let path = tuna_models::resolve_model(&self.model.model)?;
         let (model, _) = self.model.load()?;
         let name = self.name.clone().unwrap_or_else(|| {
