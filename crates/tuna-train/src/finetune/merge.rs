@@ -2,11 +2,11 @@
 //! as a plain Hugging Face checkpoint (config, safetensors, tokenizer) that any loader
 //! reads without PEFT. The run's classification head and labels are copied beside it.
 
-use super::{load_finetuned, peft, HEAD_FILE};
+use super::weights_file::write_weights;
+use super::{load_finetuned, HEAD_FILE};
 use crate::run::read_run_config;
 use crate::{Error, Result};
-use candle_core::{Device, Tensor};
-use std::collections::HashMap;
+use candle_core::Device;
 use std::path::Path;
 use tuna_data::LabelMap;
 use tuna_models::{load_model, Model, Network};
@@ -56,20 +56,13 @@ pub fn merge_run(run: &Path, out: &Path, device: &Device) -> Result<MergeReport>
     })
 }
 
-/// Writes `model` as a plain Hugging Face checkpoint in `out`: every tensor (LoRA must be
+/// Writes `model` as a plain Hugging Face checkpoint in `out`: every tensor in f32 (LoRA must be
 /// merged first) in `model.safetensors`, and the source's `config.json` and tokenizer files, or
 /// for a GGUF source a synthesised `config.json`, `tokenizer.json` and `tokenizer_config.json`
 /// (special tokens and chat template). Returns the number of tensors.
 pub fn write_checkpoint(model: &mut Model, out: &Path) -> Result<usize> {
     std::fs::create_dir_all(out).map_err(|e| tuna_core::Error::io(out, e))?;
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    model.network.dequantise()?;
-    model.network.visit(&mut |name, t| {
-        tensors.insert(name.to_string(), t.detach());
-        Ok(())
-    })?;
-    let n = tensors.len();
-    peft::save_tensors(&tensors, &out.join("model.safetensors"))?;
+    let n = write_weights(model, &out.join("model.safetensors"))?;
     let src = &model.info.source;
     if src.is_dir() {
         for f in [

@@ -16,6 +16,7 @@ pub mod peft;
 pub mod settings;
 pub mod task_model;
 pub mod trainer;
+pub mod weights_file;
 
 use crate::progress::Progress;
 use crate::run::RunWriter;

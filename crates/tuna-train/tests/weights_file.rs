@@ -1,0 +1,53 @@
+//! A checkpoint of a quantised base is written without decoding the model first: the written
+//! f32 checkpoint loads with the same logits, and the model keeps its weights in their stored
+//! type afterwards.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::Device;
+use tuna_models::load_model;
+use tuna_models::testing::write_tiny_llama_gguf;
+use tuna_train::finetune::merge::write_checkpoint;
+
+#[test]
+fn a_quantised_model_is_written_in_f32_one_weight_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    write_tiny_llama_gguf(&gguf, 3, GgmlDType::Q8_0).unwrap();
+    let mut m = load_model(&gguf, &Device::Cpu).unwrap();
+    let stored = |m: &mut tuna_models::Model| {
+        let mut n = 0;
+        m.network
+            .linears(&mut |_, l| {
+                n += l.weight().is_quantised() as usize;
+                Ok(())
+            })
+            .unwrap();
+        n
+    };
+    let kept = stored(&mut m);
+    assert!(kept > 0);
+    let out = dir.path().join("ckpt");
+    let n = write_checkpoint(&mut m, &out).unwrap();
+    assert_eq!(stored(&mut m), kept, "writing decoded the model");
+    assert!(!out.join("model.safetensors.tmp").exists());
+    let file = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(file.len(), n);
+    assert!(file.values().all(|t| t.dtype() == candle_core::DType::F32));
+    let back = load_model(&out, &Device::Cpu).unwrap();
+    let ids = m.tokenizer.encode_raw("the thin theme").unwrap();
+    let (a, b) = (m.logits(&ids).unwrap(), back.logits(&ids).unwrap());
+    let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    let d: f32 = (&a - &b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(
+        d / scale < 1e-4,
+        "written checkpoint's logits differ by {}",
+        d / scale
+    );
+}
