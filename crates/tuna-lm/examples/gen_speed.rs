@@ -1,5 +1,6 @@
 //! Generation speed at batch 1: `NEW` greedy tokens after the first `PROMPT` tokens of a fixed
-//! paragraph, end-of-sequence ignored. The tuna side of `bench/generate_speed.sh`.
+//! paragraph, end-of-sequence ignored. The tuna side of `bench/generate_speed.sh` and
+//! `bench/scaling.sh`; reports the process's peak resident memory too.
 //!
 //! `cargo run --release -p tuna-lm --example gen_speed -- MODEL [PROMPT] [NEW] [RUNS]`
 
@@ -14,6 +15,16 @@ Gutenberg combined movable metal type, oil-based inks and a wooden press adapted
 wine. Within a few decades, printing shops had spread to more than two hundred cities across Europe, and \
 the price of books fell so far that ordinary merchants could afford them. Scholars argue about how much \
 the press changed the world, but few doubt that it made knowledge cheaper to copy and harder to suppress.";
+
+/// The process's peak resident memory (`VmHWM`) in MiB; 0 where /proc is not there.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tuna_core::threads::one_pool(); // as the `tuna` binary does
@@ -64,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "prompt_tokens": prompt_len, "new_tokens": new, "runs": runs,
             "median_total_s": total, "tokens_per_s": new as f64 / total,
             "decode_tokens_per_s": median(&mut decode_rates), "tokens": first[0],
-            "weights": if f32 { "f32" } else { "stored" },
+            "weights": if f32 { "f32" } else { "stored" }, "peak_rss_mib": peak_rss_mib(),
         })
     );
     Ok(())

@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod ctx;
 pub mod gguf;
+pub mod gguf_write;
 pub mod half_weights;
 pub mod hub;
 pub mod llama;

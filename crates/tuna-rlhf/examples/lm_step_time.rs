@@ -7,12 +7,13 @@
 //!
 //! A step is forward and backward (in pieces of MICRO sequences or pairs, as the CLI's
 //! `--micro-batch`; 0: the whole batch), clipping and AdamW, through the optimiser the stages
-//! use. Prints one JSON line with the median of STEPS timed steps and the peak resident memory.
+//! use. Prints one JSON line with the median of STEPS timed steps (after WARMUP, default 2)
+//! and the peak resident memory.
 //!
 //! The GGUF's weights are decoded to f32 at load, as the PyTorch side holds them; with
 //! `TUNA_DTYPE=stored` they stay in the file's type (the CLI's default).
 //!
-//! `cargo run --release -p tuna-rlhf --example lm_step_time -- MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]`
+//! `cargo run --release -p tuna-rlhf --example lm_step_time -- MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO] [WARMUP]`
 
 use candle_core::{Device, Tensor};
 use std::time::Instant;
@@ -69,14 +70,15 @@ fn main() -> Res<()> {
     let stored = std::env::var("TUNA_DTYPE").is_ok_and(|v| v == "stored");
     tuna_models::registry::set_stored_as_f32(!stored);
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: lm_step_time MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO]";
+    let usage = "usage: lm_step_time MODEL sft|dpo [BATCH] [LEN] [STEPS] [MICRO] [WARMUP]";
     let dpo = match args.get(2).map(String::as_str) {
         Some("sft") => false,
         Some("dpo") => true,
         _ => return Err(usage.into()),
     };
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-    let (batch, len, steps, micro, warmup) = (num(3, 8), num(4, 256), num(5, 5), num(6, 0), 2);
+    let (batch, len, steps, micro, warmup) =
+        (num(3, 8), num(4, 256), num(5, 5), num(6, 0), num(7, 2));
     let model = load_model(
         std::path::Path::new(args.get(1).ok_or(usage)?),
         &Device::Cpu,

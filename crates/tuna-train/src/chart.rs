@@ -193,6 +193,73 @@ pub fn bar_chart(title: &str, value_label: &str, bars: &[(String, f64)]) -> Stri
     s
 }
 
+/// Decades (powers of ten) from below the smallest positive value to above the largest.
+fn decades(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = range(vals.filter(|v| *v > 0.0).map(f64::log10));
+    (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+}
+
+/// A line chart with logarithmic x and y axes (gridlines at each power of ten), for quantities
+/// that scale as a power of each other; points that are not positive are left out.
+pub fn log_log_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+    let mut s = header(title);
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = decades(all().map(|p| p.0));
+    let (y0, y1) = decades(all().map(|p| p.1));
+    let px = |x: f64| L + (x.log10() - x0) / (x1 - x0) * (W - L - R);
+    let py = |y: f64| H - B - (y.log10() - y0) / (y1 - y0) * (H - T - B);
+    let tick = |e: f64| match e {
+        e if (0.0..=4.0).contains(&e) => format!("{}", 10f64.powf(e)),
+        e => format!("1e{e}"),
+    };
+    for e in x0 as i32..=x1 as i32 {
+        let x = px(10f64.powi(e));
+        let _ = writeln!(s, "<line x1=\"{x:.1}\" y1=\"{T}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            H - B, H - B + 16.0, tick(e as f64));
+    }
+    for e in y0 as i32..=y1 as i32 {
+        let y = py(10f64.powi(e));
+        let _ = writeln!(s, "<line x1=\"{L}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - R, L - 4.0, y + 4.0, tick(e as f64));
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n<text x=\"16\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {:.1})\">{}</text>",
+        W / 2.0,
+        H - 12.0,
+        escape(x_label),
+        H / 2.0,
+        H / 2.0,
+        escape(y_label)
+    );
+    for (i, se) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let pts: Vec<(f64, f64)> = se
+            .points
+            .iter()
+            .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+            .map(|&(x, y)| (px(x), py(y)))
+            .collect();
+        let line: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            line.join(" ")
+        );
+        for (x, y) in &pts {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{c}\"/>"
+            );
+        }
+        let ly = T + 16.0 + 16.0 * i as f64;
+        let _ = writeln!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"{c}\"/><text x=\"{:.1}\" y=\"{ly:.1}\">{}</text>",
+            L + 10.0, ly - 4.0, L + 26.0, escape(&se.name));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +278,18 @@ mod tests {
         assert!(svg.contains("loss &lt;a&gt;") && svg.contains("polyline"));
         let bars = bar_chart("acc", "%", &[("lora".into(), 88.0), ("full".into(), 90.0)]);
         assert_eq!(bars.matches("<rect").count(), 4);
+        let log = log_log_chart(
+            "scaling",
+            "parameters (M)",
+            "seconds",
+            &[Series::new(
+                "step",
+                vec![(135.0, 0.5), (1700.0, 8.0)],
+                false,
+            )],
+        );
+        // x decades 100..10000, y decades 0.1..10: three gridlines each.
+        assert_eq!(log.matches("<line").count(), 6);
+        assert!(log.contains(">1000<") && log.contains(">1e-1<") && log.contains("polyline"));
     }
 }

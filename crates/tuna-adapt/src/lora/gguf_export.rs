@@ -8,12 +8,13 @@
 
 use super::LoraConfig;
 use crate::peft;
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use std::path::Path;
 use tuna_core::{Error, Result};
 use tuna_models::gguf::{gguf_key, permute, LlamaCppLayout};
+use tuna_models::gguf_write::write_gguf_file;
 
 /// What [`export_lora_gguf`] wrote.
 #[derive(Debug, Clone)]
@@ -121,18 +122,14 @@ fn write_gguf(
     alpha: f64,
     tensors: &[(String, QTensor)],
 ) -> Result<()> {
-    let meta = [
-        ("general.architecture", Value::String(base.arch.clone())),
-        ("general.type", Value::String("adapter".into())),
-        ("adapter.type", Value::String("lora".into())),
-        ("adapter.lora.alpha", Value::F32(alpha as f32)),
+    let meta = vec![
+        (
+            "general.architecture".into(),
+            Value::String(base.arch.clone()),
+        ),
+        ("general.type".into(), Value::String("adapter".into())),
+        ("adapter.type".into(), Value::String("lora".into())),
+        ("adapter.lora.alpha".into(), Value::F32(alpha as f32)),
     ];
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tmp = out.with_extension("gguf.partial");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    gguf_file::write(&mut f, &meta_refs, &tensor_refs)?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+    write_gguf_file(out, &meta, tensors)
 }

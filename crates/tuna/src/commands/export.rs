@@ -53,7 +53,7 @@ impl ExportCmd {
 }
 
 /// The base model the adapter's config names, looked up from the adapter's folder when relative.
-fn recorded_base(adapter: &Path) -> Result<PathBuf> {
+pub(crate) fn recorded_base(adapter: &Path) -> Result<PathBuf> {
     let cfg = peft::read_config(adapter)?;
     let named = cfg
         .get("base_model_name_or_path")

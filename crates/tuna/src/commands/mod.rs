@@ -11,6 +11,7 @@ pub mod icl;
 pub mod index;
 pub mod info;
 pub mod merge;
+pub mod merge_gguf;
 pub mod ppo;
 pub mod predict;
 pub mod prompt_search;
