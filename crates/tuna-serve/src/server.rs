@@ -122,8 +122,7 @@ pub fn serve(
     let metrics = Arc::new(Metrics::default());
     let catalog = engine.catalog();
     let limits = opts.limits.clone();
-    let (queue, worker) =
-        crate::worker::start(engine, limits.queue, limits.timeout, metrics.clone())?;
+    let (queue, worker) = crate::worker::start(engine, &limits, metrics.clone())?;
     let state = Arc::new(AppState::new(catalog, queue, metrics, limits, opts.api_key));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
