@@ -67,17 +67,17 @@ impl Session {
 
 /// A causal LM ready to generate.
 pub struct Generator<'a> {
-    lm: &'a Llama,
-    tok: &'a TextTokenizer,
-    device: Device,
+    pub(crate) lm: &'a Llama,
+    pub(crate) tok: &'a TextTokenizer,
+    pub(crate) device: Device,
     /// An input method's virtual tokens, run before every prompt.
     virt: Option<VirtualTokens>,
 }
 
 /// Decoding state of one row.
-struct Row<'t> {
+struct Row {
     sampler: Sampler,
-    stream: TextStream<'t>,
+    stream: TextStream,
     tokens: Vec<u32>,
     stop: Option<StopReason>,
     prompt_len: usize,
@@ -103,7 +103,7 @@ impl<'a> Generator<'a> {
     }
 
     /// Number of virtual positions before every prompt.
-    fn virtual_len(&self) -> Result<usize> {
+    pub(crate) fn virtual_len(&self) -> Result<usize> {
         Ok(match &self.virt {
             Some(v) => v.len()?,
             None => 0,
@@ -171,7 +171,7 @@ impl<'a> Generator<'a> {
             .enumerate()
             .map(|(i, p)| Row {
                 sampler: Sampler::new(&cfg.sampling, i as u64),
-                stream: TextStream::new(self.tok, &cfg.stop_strings),
+                stream: TextStream::new(&cfg.stop_strings),
                 tokens: Vec::new(),
                 stop: None,
                 prompt_len: p.len(),
@@ -199,12 +199,22 @@ impl<'a> Generator<'a> {
             s.ids = prompts[0].iter().copied().chain(fed).collect();
             s.ctx = Some(ctx);
         }
-        generations(rows, cached, prefill_seconds, decode_seconds, on_text)
+        generations(
+            self.tok,
+            rows,
+            cached,
+            (prefill_seconds, decode_seconds),
+            on_text,
+        )
     }
 
     /// Checks the sampling settings and that every prompt is non-empty and fits the model;
     /// the number of positions left for a prompt and its continuation after the virtual ones.
-    fn check_prompts(&self, prompts: &[Vec<u32>], cfg: &GenerateConfig) -> Result<usize> {
+    pub(crate) fn check_prompts(
+        &self,
+        prompts: &[Vec<u32>],
+        cfg: &GenerateConfig,
+    ) -> Result<usize> {
         cfg.sampling.validate().map_err(Error::Invalid)?;
         if prompts.iter().any(|p| p.is_empty()) {
             return Err(Error::Invalid(
@@ -250,7 +260,7 @@ impl<'a> Generator<'a> {
     /// Prefill: runs the prompts after their first `cached` tokens, left-padded, with positions
     /// that count real tokens only, behind the virtual tokens unless a session's cache already
     /// holds them; each row's next-token logits and the mask (B, P + T) so far.
-    fn prefill(
+    pub(crate) fn prefill(
         &self,
         prompts: &[Vec<u32>],
         cached: usize,
@@ -304,7 +314,7 @@ impl<'a> Generator<'a> {
     /// marks the rows that stop; the ids to run next (the pad id for finished rows).
     fn sample_next(
         &self,
-        rows: &mut [Row<'_>],
+        rows: &mut [Row],
         logits: &[Vec<f32>],
         cfg: &GenerateConfig,
         max_pos: usize,
@@ -323,7 +333,7 @@ impl<'a> Generator<'a> {
                 continue;
             }
             row.tokens.push(id);
-            let piece = row.stream.push(id)?;
+            let piece = row.stream.push(self.tok, id)?;
             if !piece.is_empty() {
                 on_text(i, &piece)?;
             }
@@ -341,7 +351,7 @@ impl<'a> Generator<'a> {
     fn feed(
         &self,
         next: Vec<u32>,
-        rows: &[Row<'_>],
+        rows: &[Row],
         step: usize,
         mask: &mut Tensor,
         ctx: &mut Ctx,
@@ -364,7 +374,7 @@ impl<'a> Generator<'a> {
 
     /// Runs the embeddings `h` (B, T, H) through the model (extending the cache); next-token
     /// logits of each row.
-    fn last_logits(&self, h: &Tensor, ctx: &mut Ctx) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn last_logits(&self, h: &Tensor, ctx: &mut Ctx) -> Result<Vec<Vec<f32>>> {
         let h = self.lm.run_blocks(h, 0..self.lm.num_layers(), ctx)?;
         let t = h.dim(1)?;
         let last = self.lm.final_norm(&h.narrow(1, t - 1, 1)?)?;
@@ -376,21 +386,21 @@ impl<'a> Generator<'a> {
 /// The generation of each row once decoding ended, handing `on_text` the text a row's stream
 /// still held back.
 fn generations(
-    rows: Vec<Row<'_>>,
+    tok: &TextTokenizer,
+    rows: Vec<Row>,
     cached: usize,
-    prefill_seconds: f64,
-    decode_seconds: f64,
+    (prefill_seconds, decode_seconds): (f64, f64),
     on_text: &mut dyn FnMut(usize, &str) -> Result<()>,
 ) -> Result<Vec<Generation>> {
     rows.into_iter()
         .enumerate()
         .map(|(i, mut row)| {
-            let rest = row.stream.flush()?;
+            let rest = row.stream.flush(tok)?;
             if !rest.is_empty() {
                 on_text(i, &rest)?;
             }
             Ok(Generation {
-                text: row.stream.text()?,
+                text: row.stream.text(tok)?,
                 tokens: row.tokens,
                 stop: row.stop.unwrap_or(StopReason::MaxTokens),
                 prompt_tokens: row.prompt_len,

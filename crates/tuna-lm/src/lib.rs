@@ -1,7 +1,9 @@
-//! Causal language models without training: generation with a key/value cache (streamed, or
-//! batched), chat templates, log-likelihood scoring of continuations, in-context classification
-//! with k-shot prompts, and prompt search.
+//! Causal language models without training: generation with a key/value cache (streamed,
+//! batched, or continuously batched: sequences joining and leaving a running batch), chat
+//! templates, log-likelihood scoring of continuations, in-context classification with k-shot
+//! prompts, and prompt search.
 
+pub mod batch;
 pub mod chat;
 pub mod demos;
 pub mod generate;
@@ -12,6 +14,7 @@ pub mod score;
 pub mod stream;
 pub mod template;
 
+pub use batch::{DecodeBatch, RowEvent};
 pub use chat::{stop_token_ids, ChatTemplate, Message};
 pub use demos::{DemoPicker, Selection};
 pub use generate::{GenerateConfig, Generation, Generator, Session, StopReason};

@@ -4,9 +4,9 @@
 use tuna_core::Result;
 use tuna_models::TextTokenizer;
 
-/// The text of the tokens generated so far, released piece by piece.
-pub struct TextStream<'a> {
-    tokenizer: &'a TextTokenizer,
+/// The text of the tokens generated so far, released piece by piece. It keeps no tokenizer
+/// (each call is handed the model's), so it can outlive a borrow of the model.
+pub struct TextStream {
     stops: Vec<String>,
     ids: Vec<u32>,
     /// Bytes of the text already released.
@@ -15,11 +15,10 @@ pub struct TextStream<'a> {
     stopped: Option<String>,
 }
 
-impl<'a> TextStream<'a> {
+impl TextStream {
     /// A stream that ends at the first of `stops` (empty strings are ignored).
-    pub fn new(tokenizer: &'a TextTokenizer, stops: &[String]) -> Self {
+    pub fn new(stops: &[String]) -> Self {
         Self {
-            tokenizer,
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
             ids: Vec::new(),
             released: 0,
@@ -29,12 +28,12 @@ impl<'a> TextStream<'a> {
 
     /// Adds a token; returns the text that is now safe to show (possibly empty). After a stop
     /// string, [`TextStream::stopped`] is true and nothing more is released.
-    pub fn push(&mut self, id: u32) -> Result<String> {
+    pub fn push(&mut self, tokenizer: &TextTokenizer, id: u32) -> Result<String> {
         if self.stopped.is_some() {
             return Ok(String::new());
         }
         self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids, true)?;
+        let text = tokenizer.decode(&self.ids, true)?;
         if let Some(cut) = self.first_stop(&text) {
             let piece = text[self.released.min(cut)..cut].to_string();
             self.released = cut;
@@ -61,18 +60,18 @@ impl<'a> TextStream<'a> {
     }
 
     /// Whatever is still held back (at the end of generation).
-    pub fn flush(&mut self) -> Result<String> {
-        let text = self.text()?;
+    pub fn flush(&mut self, tokenizer: &TextTokenizer) -> Result<String> {
+        let text = self.text(tokenizer)?;
         let piece = text.get(self.released..).unwrap_or("").to_string();
         self.released = text.len();
         Ok(piece)
     }
 
     /// The whole generated text, cut before a stop string.
-    pub fn text(&self) -> Result<String> {
+    pub fn text(&self, tokenizer: &TextTokenizer) -> Result<String> {
         match &self.stopped {
             Some(t) => Ok(t.clone()),
-            None => self.tokenizer.decode(&self.ids, true),
+            None => tokenizer.decode(&self.ids, true),
         }
     }
 

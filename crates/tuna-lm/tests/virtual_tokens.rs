@@ -1,10 +1,11 @@
 //! Generation behind an input method's virtual tokens on a tiny random Llama: with a prefix (per
 //! block keys and values) or a soft prompt (embeddings before the prompt), greedy decoding
-//! follows the argmax of the full forward pass the method trains with, a left-padded batch gives
-//! what each prompt gives alone, and a session's cache keeps the virtual positions.
+//! follows the argmax of the full forward pass the method trains with, a left-padded batch and a
+//! continuous batch give what each prompt gives alone, and a session's cache keeps the virtual
+//! positions.
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
-use tuna_lm::{GenerateConfig, Generator, Sampling, Session};
+use tuna_lm::{DecodeBatch, GenerateConfig, Generator, Sampling, Session};
 use tuna_models::llama::Llama;
 use tuna_models::{load_model, Ctx, Model, Network, VirtualTokens};
 
@@ -123,6 +124,34 @@ fn a_batch_behind_virtual_tokens_generates_what_each_prompt_does_alone() {
         for (i, p) in prompts.iter().enumerate() {
             let alone = g.generate(p, &greedy(6), &mut |_| Ok(())).unwrap();
             assert_eq!(batch[i].tokens, alone.tokens, "prompt {i}");
+        }
+    }
+}
+
+#[test]
+fn rows_joining_a_decode_batch_behind_virtual_tokens_generate_what_they_do_alone() {
+    let (_d, m) = tiny();
+    let prompts = [vec![1u32, 7, 9, 12, 4], vec![1u32, 30], vec![1u32, 8, 8, 3]];
+    for virt in virtual_tokens(&m) {
+        let g = Generator::new(&m).unwrap().with_virtual_tokens(Some(virt));
+        let mut batch = DecodeBatch::default();
+        let mut got = vec![Vec::new(); prompts.len()];
+        for step in 0..20 {
+            // Row i joins at step 2 i, while the earlier rows are decoding.
+            if step % 2 == 0 && step / 2 < prompts.len() {
+                let i = step / 2;
+                let e = batch.join(&g, i, &prompts[i], &greedy(6)).unwrap();
+                assert!(e.done.is_none());
+            }
+            for e in batch.step(&g).unwrap() {
+                if let Some(done) = e.done {
+                    got[e.key] = done.tokens;
+                }
+            }
+        }
+        for (i, p) in prompts.iter().enumerate() {
+            let alone = g.generate(p, &greedy(6), &mut |_| Ok(())).unwrap();
+            assert_eq!(got[i], alone.tokens, "row {i}");
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, Entry, Kind};
 use crate::error::ApiError;
 use std::path::{Path, PathBuf};
 use tuna_core::Error;
-use tuna_lm::{stop_token_ids, ChatTemplate, GenerateConfig, Generation, Generator, Message};
+use tuna_lm::{stop_token_ids, ChatTemplate, GenerateConfig, Generator, Message};
 use tuna_models::{Model, VirtualTokens};
 use tuna_train::embedder::{embed_texts, EmbedOptions, Embeddings};
 use tuna_train::predict::{Prediction, Predictor};
@@ -54,9 +54,6 @@ pub struct Engine {
     base_path: PathBuf,
     classifiers: Vec<(String, Predictor)>,
 }
-
-/// Called when `on_text` stops a generation on purpose.
-pub const STOPPED: &str = "generation stopped by the server";
 
 impl Engine {
     /// The base model (loaded from `path`), served as `name`.
@@ -199,32 +196,27 @@ impl Engine {
             .collect()
     }
 
-    /// Generates from the token ids `ids` (of [`Engine::prompt_ids`]) with model `id`, handing
-    /// each piece of text to `on_text` (which stops the generation by returning an error).
-    pub fn generate(
-        &self,
-        id: &str,
-        ids: &[u32],
-        p: &GenParams,
-        on_text: &mut dyn FnMut(&str) -> tuna_core::Result<()>,
-    ) -> Result<Generation, ApiError> {
+    /// The generator of model `id`: 404 when it is no longer served (an adapter removed while
+    /// its requests were decoding).
+    pub fn generator(&self, id: &str) -> Result<Generator<'_>, ApiError> {
         let s = self.served(id)?;
-        let model_err = |e: Error| ApiError::from_model(&e);
-        let gen = Generator::new(&s.model)
-            .map_err(model_err)?
-            .with_virtual_tokens(s.virt.clone());
-        let tok = gen.tokenizer();
-        let cfg = GenerateConfig {
+        let gen = Generator::new(&s.model).map_err(|e| ApiError::from_model(&e))?;
+        Ok(gen.with_virtual_tokens(s.virt.clone()))
+    }
+
+    /// What [`Generator::generate`] needs of a request's settings `p`, for model `id`.
+    pub fn generate_config(&self, id: &str, p: &GenParams) -> Result<GenerateConfig, ApiError> {
+        let s = self.served(id)?;
+        Ok(GenerateConfig {
             max_new_tokens: p.max_tokens,
             sampling: p.sampling.clone(),
             stop_strings: p.stop.clone(),
             stop_tokens: if p.ignore_eos {
                 vec![]
             } else {
-                stop_token_ids(tok)
+                stop_token_ids(&s.model.tokenizer)
             },
-        };
-        gen.generate(ids, &cfg, on_text).map_err(model_err)
+        })
     }
 
     /// Pooled embeddings of `texts` with model `id`, as `tuna embed` makes them (the family's

@@ -4,10 +4,12 @@
 //! base's weights) picked per request by `model` (`base` or `base:adapter`).
 //!
 //! Forward passes run on one model thread fed by a bounded queue ([`worker`]), never on the
-//! async runtime. Limits ([`Limits`]): body size (413), `max_tokens` (400), queue (429 with
+//! async runtime; concurrent generations are decoded together there, joining and leaving the
+//! running batch between steps ([`scheduler`]). Limits ([`Limits`]): body size (413), `max_tokens` (400), queue (429 with
 //! `Retry-After`), a time limit per request (504); a client that goes away stops its
 //! generation. Errors come in OpenAI's shape ([`ApiError`]).
 
+pub mod answer;
 pub mod auth;
 pub mod catalog;
 pub mod engine;
@@ -19,6 +21,7 @@ pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod scheduler;
 pub mod search;
 pub mod server;
 pub mod state;

@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_inputs: usize,
     /// A request still running after this is stopped and answered 504.
     pub timeout: Duration,
+    /// Most prompts decoded together (continuous batching); the rest wait their turn.
+    pub max_batch: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             queue: 16,
             max_inputs: 256,
             timeout: Duration::from_secs(300),
+            max_batch: 16,
         }
     }
 }

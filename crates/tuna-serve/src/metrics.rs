@@ -1,5 +1,6 @@
 //! Counters for `GET /metrics`, in Prometheus' text format: requests per endpoint, errors per
-//! status, tokens in and out, cancelled generations, and the queue's depth.
+//! status, tokens in and out, batched decoding steps, cancelled generations, the queue's depth
+//! and the prompts decoding.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,11 +23,13 @@ pub struct Metrics {
     errors: Mutex<Vec<(u16, u64)>>,
     pub prompt_tokens: AtomicU64,
     pub generated_tokens: AtomicU64,
+    /// Decoding forward passes: one token of every row of a batch each.
+    pub decode_steps: AtomicU64,
     /// Generations stopped because the client went away or the time limit passed.
     pub cancelled: AtomicU64,
     /// Requests waiting for the worker.
     pub queued: AtomicU64,
-    /// Requests the worker is running (0 or 1).
+    /// Prompts being decoded together (continuous batching).
     pub running: AtomicU64,
 }
 
@@ -82,6 +85,12 @@ impl Metrics {
                 &self.generated_tokens,
             ),
             (
+                "tuna_decode_steps_total",
+                "counter",
+                "Decoding forward passes, each one token of every prompt in a batch.",
+                &self.decode_steps,
+            ),
+            (
                 "tuna_cancelled_total",
                 "counter",
                 "Generations stopped early: client gone or time limit.",
@@ -96,7 +105,7 @@ impl Metrics {
             (
                 "tuna_running",
                 "gauge",
-                "Requests the model is running.",
+                "Prompts the model is decoding together.",
                 &self.running,
             ),
         ];

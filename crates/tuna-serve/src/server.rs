@@ -126,8 +126,7 @@ pub fn serve(
     let metrics = Arc::new(Metrics::default());
     let catalog = engine.catalog();
     let limits = opts.limits.clone();
-    let (queue, worker) =
-        crate::worker::start(engine, limits.queue, limits.timeout, metrics.clone())?;
+    let (queue, worker) = crate::worker::start(engine, &limits, metrics.clone())?;
     let mut state = AppState::new(catalog, queue, metrics, limits, opts.api_key);
     state.indexes = opts.indexes;
     let state = Arc::new(state);

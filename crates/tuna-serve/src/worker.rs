@@ -1,60 +1,33 @@
 //! The model's own thread and the bounded queue that feeds it. Handlers put a job in the queue
-//! (full: 429) and wait for its answer on a channel; the worker runs one job at a time, so an
-//! adapter is loaded or removed between requests, never under one. A generation stops at its
-//! next piece of text once its client is gone (the answer channel closed) or its time is up.
+//! (full: 429) and wait for its answer on a channel. Generations are decoded together by the
+//! [`Scheduler`] (continuous batching): the worker takes queued jobs between decoding steps
+//! while the batch has room, so an adapter is loaded between steps, and removed once the
+//! generations that use it are answered. A generation stops at the next step once its client is gone (the answer channel
+//! closed) or its time is up.
 
-use crate::engine::{Engine, Prompt, STOPPED};
+pub use crate::answer::{Answer, Event};
+use crate::engine::{Engine, Prompt};
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::request::GenParams;
+use crate::scheduler::Scheduler;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tuna_lm::Generation;
 use tuna_train::embedder::Embeddings;
 use tuna_train::predict::Prediction;
-
-/// A piece of a streamed answer.
-#[derive(Debug)]
-pub enum Event {
-    /// New text of prompt `index`.
-    Text { index: usize, text: String },
-    /// Prompt `index` is done.
-    Done {
-        index: usize,
-        generation: Generation,
-    },
-    /// The generation failed or was stopped; nothing follows.
-    Error(ApiError),
-}
 
 /// Embeddings and the tokens they took.
 pub type Embedded = (Embeddings, usize);
 
 /// Predictions and the run's label names.
 pub type Classified = (Vec<Prediction>, Vec<String>);
-
-/// Where a generation's answer goes.
-pub enum Answer {
-    /// All at once, when every prompt is done.
-    Whole(oneshot::Sender<Result<Vec<Generation>, ApiError>>),
-    /// Piece by piece.
-    Stream(mpsc::UnboundedSender<Event>),
-}
-
-impl Answer {
-    /// Tells the client why its generation failed.
-    fn fail(self, e: ApiError) {
-        match self {
-            Answer::Whole(tx) => drop(tx.send(Err(e))),
-            Answer::Stream(tx) => drop(tx.send(Event::Error(e))),
-        }
-    }
-}
 
 /// Work for the model.
 pub enum Job {
@@ -127,36 +100,84 @@ impl Queue {
 /// already queued are done.
 pub fn start(
     engine: Engine,
-    capacity: usize,
-    timeout: std::time::Duration,
+    limits: &Limits,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(Queue, JoinHandle<()>)> {
-    let (tx, mut rx) = mpsc::channel::<Queued>(capacity.max(1));
+    let capacity = limits.queue.max(1);
+    let (tx, rx) = mpsc::channel::<Queued>(capacity);
     let m = metrics.clone();
+    let max_batch = limits.max_batch;
     let handle = std::thread::Builder::new()
         .name("tuna-model".into())
-        .spawn(move || {
-            let mut engine = engine;
-            while let Some(q) = rx.blocking_recv() {
-                m.queued.fetch_sub(1, Relaxed);
-                m.running.store(1, Relaxed);
-                let ran = catch_unwind(AssertUnwindSafe(|| run(&mut engine, q, &m)));
-                if ran.is_err() {
-                    tracing::error!("a request panicked in the model; its client got an error");
-                }
-                m.running.store(0, Relaxed);
-            }
-        })?;
+        .spawn(move || work(engine, rx, Scheduler::new(max_batch), &m))?;
     let queue = Queue {
         tx,
-        capacity: capacity.max(1),
+        capacity,
         metrics,
-        timeout,
+        timeout: limits.timeout,
     };
     Ok((queue, handle))
 }
 
-fn run(engine: &mut Engine, q: Queued, m: &Metrics) {
+/// The worker's loop: waits for a job when no generation is in progress; otherwise takes the
+/// queued jobs while the batch has room, runs the adapter removals whose generations are over,
+/// then one decoding step.
+fn work(mut engine: Engine, mut rx: mpsc::Receiver<Queued>, mut s: Scheduler, m: &Metrics) {
+    let mut open = true;
+    // Removals of adapters that generations in progress use: run once those are answered.
+    let mut parked: Vec<Queued> = Vec::new();
+    loop {
+        if s.is_idle() && parked.is_empty() {
+            match rx.blocking_recv() {
+                Some(q) => {
+                    m.queued.fetch_sub(1, Relaxed);
+                    take(&mut engine, &mut s, &mut parked, q);
+                }
+                None => break,
+            }
+        }
+        while open && s.has_room() {
+            match rx.try_recv() {
+                Ok(q) => {
+                    m.queued.fetch_sub(1, Relaxed);
+                    take(&mut engine, &mut s, &mut parked, q);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
+        }
+        for q in std::mem::take(&mut parked) {
+            take(&mut engine, &mut s, &mut parked, q);
+        }
+        if s.is_idle() {
+            continue;
+        }
+        if catch_unwind(AssertUnwindSafe(|| s.step(&engine, m))).is_err() {
+            tracing::error!("a decoding step panicked in the model; its clients got an error");
+            s.fail_all(ApiError::internal(
+                "the model failed on this request (see the server's log)",
+            ));
+            m.running.store(0, Relaxed);
+        }
+    }
+}
+
+/// Takes one job off the queue: a generation joins the scheduler, the removal of an adapter
+/// that generations in progress use waits in `parked`, anything else runs now.
+fn take(engine: &mut Engine, s: &mut Scheduler, parked: &mut Vec<Queued>, q: Queued) {
+    if let Job::RemoveAdapter { id, .. } = &q.job {
+        if s.uses(id) {
+            parked.push(q);
+            return;
+        }
+    }
+    let ran = catch_unwind(AssertUnwindSafe(|| run(engine, s, q)));
+    if ran.is_err() {
+        tracing::error!("a request panicked in the model; its client got an error");
+    }
+}
+
+fn run(engine: &mut Engine, s: &mut Scheduler, q: Queued) {
     let model_error = |e: tuna_core::Error| ApiError::from_model(&e);
     match q.job {
         Job::Generate {
@@ -165,15 +186,7 @@ fn run(engine: &mut Engine, q: Queued, m: &Metrics) {
             params,
             answer,
         } => match engine.prompt_ids(&model, &prompts) {
-            Ok(ids) => generate(
-                engine,
-                &model,
-                &ids,
-                &params,
-                answer,
-                (q.deadline, q.limit),
-                m,
-            ),
+            Ok(ids) => s.add(model, ids, params, answer, (q.deadline, q.limit)),
             Err(e) => answer.fail(e),
         },
         Job::Embed {
@@ -206,79 +219,5 @@ fn run(engine: &mut Engine, q: Queued, m: &Metrics) {
         Job::RemoveAdapter { id, answer } => {
             let _ = answer.send(Ok(engine.remove_adapter(&id)));
         }
-    }
-}
-
-/// Why a generation was stopped early.
-#[derive(Clone, Copy, PartialEq)]
-enum Stop {
-    Gone,
-    Late,
-}
-
-fn generate(
-    engine: &Engine,
-    model: &str,
-    prompts: &[Vec<u32>],
-    params: &GenParams,
-    answer: Answer,
-    (deadline, limit): (Instant, u64),
-    m: &Metrics,
-) {
-    let mut stop = None;
-    let mut done = Vec::with_capacity(prompts.len());
-    let mut failed = None;
-    for (index, prompt) in prompts.iter().enumerate() {
-        let mut on_text = |text: &str| -> tuna_core::Result<()> {
-            let gone = match &answer {
-                Answer::Whole(tx) => tx.is_closed(),
-                Answer::Stream(tx) => tx
-                    .send(Event::Text {
-                        index,
-                        text: text.into(),
-                    })
-                    .is_err(),
-            };
-            stop = match (gone, Instant::now() > deadline) {
-                (true, _) => Some(Stop::Gone),
-                (false, true) => Some(Stop::Late),
-                _ => None,
-            };
-            match stop {
-                Some(_) => Err(tuna_core::Error::Invalid(STOPPED.into())),
-                None => Ok(()),
-            }
-        };
-        match engine.generate(model, prompt, params, &mut on_text) {
-            Ok(g) => {
-                m.prompt_tokens.fetch_add(g.prompt_tokens as u64, Relaxed);
-                m.generated_tokens.fetch_add(g.tokens.len() as u64, Relaxed);
-                if let Answer::Stream(tx) = &answer {
-                    let _ = tx.send(Event::Done {
-                        index,
-                        generation: g.clone(),
-                    });
-                }
-                done.push(g);
-            }
-            Err(e) => {
-                failed = Some(match stop {
-                    Some(s) => {
-                        m.cancelled.fetch_add(1, Relaxed);
-                        if s == Stop::Gone {
-                            return;
-                        }
-                        ApiError::timeout(limit)
-                    }
-                    None => e,
-                });
-                break;
-            }
-        }
-    }
-    match (answer, failed) {
-        (Answer::Whole(tx), None) => drop(tx.send(Ok(done))),
-        (answer, Some(e)) => answer.fail(e),
-        (Answer::Stream(_), None) => {}
     }
 }

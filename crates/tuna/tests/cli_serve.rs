@@ -489,11 +489,11 @@ fn sigterm_finishes_the_requests_in_flight() {
     });
     // Wait until the model runs it, then ask the server to stop.
     let start = std::time::Instant::now();
-    while !s
-        .call("GET", "/metrics", None, None)
-        .body
-        .contains("tuna_running 1")
-    {
+    let running = |m: &str| {
+        m.lines()
+            .any(|l| l.starts_with("tuna_running ") && l != "tuna_running 0")
+    };
+    while !running(&s.call("GET", "/metrics", None, None).body) {
         assert!(start.elapsed().as_secs() < 60);
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -4,7 +4,10 @@
 //! One input row (decoding a token) is bound by reading the weight from memory, so it runs on
 //! the stored bytes directly: each thread takes a band of rows and decodes its blocks in
 //! registers as it goes (`kernels::dot_rows`); a 4-bit weight is read in an eighth of the
-//! time of an f32 one. More rows go through decoded tiles and `gemm` (`panel.rs`).
+//! time of an f32 one. A few rows (sequences decoded together) run on the stored bytes too,
+//! each group of weight rows read once for all of them, and each output row equal bit for bit
+//! to the one-row product of its input. More rows go through decoded tiles and `gemm`
+//! (`panel.rs`).
 
 use super::isa::Isa;
 use super::kernels;
@@ -16,6 +19,14 @@ use rayon::prelude::*;
 
 /// Bands of fewer rows than this are not split further across threads.
 const MIN_BAND: usize = 64;
+
+/// Inputs of at most this many rows run on the stored bytes (`few_rows`); more are decoded
+/// to f32 tiles once and go through `gemm`.
+const FEW_ROWS: usize = 16;
+
+/// Weight rows dotted with every input row while they are in cache (a multiple of 4, so
+/// the four-row kernel sees the rows the one-row product gives it).
+const SUB_BAND: usize = 32;
 
 impl QuantMatrix {
     /// `x W^T`: `x` holds `m` rows of `col_count()` values, row-major; the result `m` rows
@@ -34,6 +45,9 @@ impl QuantMatrix {
         }
         if m == 1 {
             return Ok(self.one_row(isa, x));
+        }
+        if m <= FEW_ROWS {
+            return Ok(self.few_rows(isa, x, m));
         }
         Ok(panel::matmul_t(isa, self, x, m))
     }
@@ -90,11 +104,62 @@ impl QuantMatrix {
         }
         y
     }
+
+    /// `x W^T` for a few input rows: the bands of `one_row`, each cut in groups of
+    /// `SUB_BAND` weight rows that are dotted with every input row in turn while in cache.
+    /// The kernel sees each input row with the rows `one_row` gives it, so every output row
+    /// is that input's one-row product exactly (a sequence decoded in a batch gets the
+    /// numbers it gets alone).
+    fn few_rows(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
+        let (ty, rb) = (self.quant_type(), self.row_bytes());
+        let (n, k) = (self.row_count(), self.col_count());
+        let sums: Vec<Vec<f32>> = x
+            .chunks(k)
+            .map(|xj| {
+                if ty.is_float() {
+                    Vec::new()
+                } else {
+                    sums32(xj)
+                }
+            })
+            .collect();
+        let threads = rayon::current_num_threads();
+        let band = n.div_ceil(4 * threads).max(MIN_BAND);
+        // Band i's products, (m, rows of the band).
+        let run = |i: usize| -> Vec<f32> {
+            let r0 = i * band;
+            let len = band.min(n - r0);
+            let mut out = vec![0f32; m * len];
+            for s0 in (0..len).step_by(SUB_BAND) {
+                let s = SUB_BAND.min(len - s0);
+                let rows = &self.bytes()[(r0 + s0) * rb..(r0 + s0 + s) * rb];
+                for (j, (xj, sj)) in x.chunks(k).zip(&sums).enumerate() {
+                    let yj = &mut out[j * len + s0..j * len + s0 + s];
+                    kernels::dot_rows(isa, ty, (rows, rb), xj, sj, yj);
+                }
+            }
+            out
+        };
+        let bands = n.div_ceil(band);
+        let outs: Vec<Vec<f32>> = match threads {
+            1 => (0..bands).map(run).collect(),
+            _ => (0..bands).into_par_iter().map(run).collect(),
+        };
+        let mut y = vec![0f32; m * n];
+        for (i, out) in outs.iter().enumerate() {
+            let (r0, len) = (i * band, out.len() / m);
+            for (j, o) in out.chunks(len).enumerate() {
+                y[j * n + r0..j * n + r0 + len].copy_from_slice(o);
+            }
+        }
+        y
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::format::QuantType;
     use crate::quant::testing::{assert_close, candle_dequantized, normal, weights};
     use candle_core::quantized::GgmlDType;
     use candle_core::{Device, Tensor};
@@ -205,6 +270,29 @@ mod tests {
         let (want_y, want_dx) = reference(&w, &x, &g, m)?;
         assert_close(&w.matmul_t(&x, m)?, &want_y, 1e-4, "q8_0 tall x W^T");
         assert_close(&w.matmul(&g, m)?, &want_dx, 1e-4, "q8_0 tall g W");
+        Ok(())
+    }
+
+    /// Each row of a few-row product is the one-row product of its input, bit for bit, on
+    /// one thread and on three (a weight of 301 rows: uneven bands and a tail of one row).
+    #[test]
+    fn few_rows_equal_their_one_row_products() -> Result<()> {
+        let (n, k, m) = (301, 512, 5);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for dtype in QuantType::ALL {
+                let w = QuantMatrix::quantize(&weights(n, k, 7)?, dtype.ggml())?;
+                let x = normal(m * k, 8);
+                let y = pool.install(|| w.matmul_t(&x, m))?;
+                for (j, xj) in x.chunks(k).enumerate() {
+                    let alone = pool.install(|| w.matmul_t(xj, 1))?;
+                    assert_eq!(&y[j * n..(j + 1) * n], &alone[..], "{dtype:?} row {j}");
+                }
+            }
+        }
         Ok(())
     }
 

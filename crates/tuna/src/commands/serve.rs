@@ -58,6 +58,10 @@ pub struct ServeCmd {
     /// Seconds one request may run; then its generation stops and it is answered 504.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Most prompts decoded together: concurrent generations join one batch (one token of each
+    /// per step) up to this many; more wait their turn.
+    #[arg(long, default_value_t = 16)]
+    max_batch: usize,
 }
 
 impl ServeCmd {
@@ -74,6 +78,7 @@ impl ServeCmd {
                 queue: self.queue,
                 max_inputs: self.max_inputs,
                 timeout: Duration::from_secs(self.timeout),
+                max_batch: self.max_batch,
             },
             indexes: Indexes::default(),
         }
@@ -92,8 +97,15 @@ fn named(spec: &str, flag: &str) -> Result<(String, PathBuf)> {
 
 impl ServeCmd {
     pub fn run(self, out: &Output) -> Result<()> {
-        if self.queue == 0 || self.max_tokens == 0 || self.timeout == 0 {
-            bail!("--queue, --max-tokens and --timeout must be at least 1");
+        if [
+            self.queue,
+            self.max_tokens,
+            self.timeout as usize,
+            self.max_batch,
+        ]
+        .contains(&0)
+        {
+            bail!("--queue, --max-tokens, --timeout and --max-batch must be at least 1");
         }
         let opts = self.options();
         // An open address without a key, or a port in use, is said before the models load.
