@@ -14,8 +14,8 @@ use super::kernels;
 use super::matrix::QuantMatrix;
 use super::panel;
 use super::simd::sums32;
+use super::split::for_each_share;
 use candle_core::Result;
-use rayon::prelude::*;
 
 /// Bands of fewer rows than this are not split further across threads.
 const MIN_BAND: usize = 64;
@@ -92,16 +92,12 @@ impl QuantMatrix {
         // A few bands per thread, so a thread slowed by other work is caught up by the rest.
         let band = n.div_ceil(4 * threads).max(MIN_BAND);
         let mut y = vec![0f32; n];
-        let run = |(i, yb): (usize, &mut [f32])| {
-            let r0 = i * band;
+        let mut bands: Vec<(usize, &mut [f32])> = y.chunks_mut(band).enumerate().collect();
+        for_each_share(&mut bands, |(i, yb)| {
+            let r0 = *i * band;
             let rows = &self.bytes()[r0 * rb..(r0 + yb.len()) * rb];
             kernels::dot_rows(isa, ty, (rows, rb), x, &sums, yb);
-        };
-        // On one thread, no hand-off to the pool's worker (see `panel::each_piece`).
-        match threads {
-            1 => y.chunks_mut(band).enumerate().for_each(run),
-            _ => y.par_chunks_mut(band).enumerate().for_each(run),
-        }
+        });
         y
     }
 
@@ -140,13 +136,11 @@ impl QuantMatrix {
             }
             out
         };
-        let bands = n.div_ceil(band);
-        let outs: Vec<Vec<f32>> = match threads {
-            1 => (0..bands).map(run).collect(),
-            _ => (0..bands).into_par_iter().map(run).collect(),
-        };
+        let mut outs: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(band)).map(|i| (i, vec![])).collect();
+        for_each_share(&mut outs, |(i, out)| *out = run(*i));
         let mut y = vec![0f32; m * n];
-        for (i, out) in outs.iter().enumerate() {
+        for (i, out) in outs.iter() {
+            let i = *i;
             let (r0, len) = (i * band, out.len() / m);
             for (j, o) in out.chunks(len).enumerate() {
                 y[j * n + r0..j * n + r0 + len].copy_from_slice(o);

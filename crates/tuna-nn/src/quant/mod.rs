@@ -46,6 +46,7 @@ mod rows4;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+mod split;
 #[cfg(test)]
 mod testing;
 
