@@ -323,3 +323,22 @@ pub fn write_tiny_llama_gguf_with(
 fn gguf_name_of(hf: &str) -> String {
     crate::gguf::gguf_key(hf).expect("every tiny Llama key has a GGUF name")
 }
+
+/// How many of `m`'s linear layers hold their weight in a stored type (kept quantised or in
+/// half precision), and how many linear layers it has.
+pub fn stored_linears(m: &mut crate::Model) -> Result<(usize, usize)> {
+    let mut n = (0, 0);
+    m.network.linears(&mut |_, l| {
+        n.0 += l.weight().is_quantised() as usize;
+        n.1 += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// The largest difference between `a` and `b`, over the largest magnitude in `a`.
+pub fn relative_max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    let scale: f32 = a.abs()?.max_all()?.to_scalar()?;
+    let d: f32 = (a - b)?.abs()?.max_all()?.to_scalar()?;
+    Ok(d / scale)
+}

@@ -4,8 +4,8 @@
 //! (Its own test binary: the stored-or-f32 switch is process-wide.)
 
 use candle_core::{DType, Device, Tensor};
-use tuna_models::testing::write_tiny_llama;
-use tuna_models::{load_model, Model};
+use tuna_models::load_model;
+use tuna_models::testing::{relative_max_diff, stored_linears, write_tiny_llama};
 
 /// The tiny Llama in `dir`, every tensor rewritten in `dtype`.
 fn write_half(dir: &std::path::Path, dtype: DType) {
@@ -19,19 +19,6 @@ fn write_half(dir: &std::path::Path, dtype: DType) {
     candle_core::safetensors::save(&half, &file).unwrap();
 }
 
-/// How many of the model's linear layers hold a stored-type weight, and how many there are.
-fn kept(m: &mut Model) -> (usize, usize) {
-    let mut n = (0, 0);
-    m.network
-        .linears(&mut |_, l| {
-            n.0 += l.weight().is_quantised() as usize;
-            n.1 += 1;
-            Ok(())
-        })
-        .unwrap();
-    n
-}
-
 #[test]
 fn half_precision_checkpoints_keep_their_block_weights_as_stored() {
     for dtype in [DType::BF16, DType::F16] {
@@ -41,29 +28,17 @@ fn half_precision_checkpoints_keep_their_block_weights_as_stored() {
         let mut decoded = load_model(dir.path(), &Device::Cpu).unwrap();
         tuna_models::registry::set_stored_as_f32(false);
         let mut stored = load_model(dir.path(), &Device::Cpu).unwrap();
-        let (q, all) = kept(&mut stored);
+        let (q, all) = stored_linears(&mut stored).unwrap();
         assert_eq!(q, all, "{dtype:?}: every block linear weight stays stored");
         assert_eq!(
-            kept(&mut decoded).0,
+            stored_linears(&mut decoded).unwrap().0,
             0,
             "{dtype:?}: --dtype f32 decodes them"
         );
         let ids = stored.tokenizer.encode_raw("the thin theme").unwrap();
         let (a, b) = (decoded.logits(&ids).unwrap(), stored.logits(&ids).unwrap());
-        let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-        let d: f32 = (&a - &b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert!(
-            d / scale < 1e-5,
-            "{dtype:?}: logits differ by {} of the largest",
-            d / scale
-        );
+        let d = relative_max_diff(&a, &b).unwrap();
+        assert!(d < 1e-5, "{dtype:?}: logits differ by {d} of the largest");
     }
 }
 
@@ -72,5 +47,5 @@ fn an_f32_checkpoint_loads_as_before() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_llama(dir.path(), 11).unwrap();
     let mut m = load_model(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(kept(&mut m).0, 0);
+    assert_eq!(stored_linears(&mut m).unwrap().0, 0);
 }

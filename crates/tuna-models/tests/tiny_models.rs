@@ -3,7 +3,9 @@
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor, D};
 use tuna_models::load_model;
-use tuna_models::testing::{write_tiny_bert, write_tiny_llama, write_tiny_llama_gguf};
+use tuna_models::testing::{
+    relative_max_diff, stored_linears, write_tiny_bert, write_tiny_llama, write_tiny_llama_gguf,
+};
 use tuna_nn::Pooling;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -265,17 +267,7 @@ fn quantised_gguf_weights_stay_quantised_and_match_decoding_at_load() {
         let mut decoded = load_model(&path, &Device::Cpu).unwrap();
         tuna_models::registry::set_stored_as_f32(false);
         let mut stored = load_model(&path, &Device::Cpu).unwrap();
-        let count = |m: &mut tuna_models::Model| {
-            let mut n = (0, 0);
-            m.network
-                .linears(&mut |_, l| {
-                    n.0 += l.weight().is_quantised() as usize;
-                    n.1 += 1;
-                    Ok(())
-                })
-                .unwrap();
-            n
-        };
+        let count = |m: &mut tuna_models::Model| stored_linears(m).unwrap();
         let (q, all) = count(&mut stored);
         assert_eq!(
             q, all,
@@ -291,15 +283,14 @@ fn quantised_gguf_weights_stay_quantised_and_match_decoding_at_load() {
             .encode_raw("the thin theme in the tin")
             .unwrap();
         let (a, b) = (llama_logits(&decoded, &ids), llama_logits(&stored, &ids));
-        let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-        let d = max_abs_diff(&a, &b) / scale;
+        let d = relative_max_diff(&a, &b).unwrap();
         assert!(
             d < 1e-4,
             "{dtype:?}: stored-type logits differ by {d} of the largest"
         );
         stored.network.dequantise().unwrap();
         assert_eq!(count(&mut stored).0, 0);
-        let d = max_abs_diff(&a, &llama_logits(&stored, &ids)) / scale;
+        let d = relative_max_diff(&a, &llama_logits(&stored, &ids)).unwrap();
         assert!(d < 1e-6, "{dtype:?}: decoded later differs by {d}");
     }
 }

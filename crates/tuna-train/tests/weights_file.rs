@@ -5,7 +5,7 @@
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 use tuna_models::load_model;
-use tuna_models::testing::write_tiny_llama_gguf;
+use tuna_models::testing::{relative_max_diff, stored_linears, write_tiny_llama_gguf};
 use tuna_train::finetune::merge::write_checkpoint;
 
 #[test]
@@ -14,16 +14,7 @@ fn a_quantised_model_is_written_in_f32_one_weight_at_a_time() {
     let gguf = dir.path().join("tiny.gguf");
     write_tiny_llama_gguf(&gguf, 3, GgmlDType::Q8_0).unwrap();
     let mut m = load_model(&gguf, &Device::Cpu).unwrap();
-    let stored = |m: &mut tuna_models::Model| {
-        let mut n = 0;
-        m.network
-            .linears(&mut |_, l| {
-                n += l.weight().is_quantised() as usize;
-                Ok(())
-            })
-            .unwrap();
-        n
-    };
+    let stored = |m: &mut tuna_models::Model| stored_linears(m).unwrap().0;
     let kept = stored(&mut m);
     assert!(kept > 0);
     let out = dir.path().join("ckpt");
@@ -36,18 +27,6 @@ fn a_quantised_model_is_written_in_f32_one_weight_at_a_time() {
     let back = load_model(&out, &Device::Cpu).unwrap();
     let ids = m.tokenizer.encode_raw("the thin theme").unwrap();
     let (a, b) = (m.logits(&ids).unwrap(), back.logits(&ids).unwrap());
-    let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-    let d: f32 = (&a - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
-    assert!(
-        d / scale < 1e-4,
-        "written checkpoint's logits differ by {}",
-        d / scale
-    );
+    let d = relative_max_diff(&a, &b).unwrap();
+    assert!(d < 1e-4, "written checkpoint's logits differ by {d}");
 }

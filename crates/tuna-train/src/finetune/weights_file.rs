@@ -69,32 +69,27 @@ impl View for &Entry<'_> {
 pub fn write_weights(model: &mut Model, path: &Path) -> Result<usize> {
     let failed = RefCell::new(None);
     let mut entries: Vec<(String, Entry)> = Vec::new();
-    model.network.visit(&mut |name, t| {
-        let t = t.detach();
-        let shape = t.dims().to_vec();
-        let (values, failed) = (Values::Dense(t), &failed);
+    let mut add = |name: String, values: Values, shape: Vec<usize>| {
+        let failed = &failed;
         entries.push((
-            name.to_string(),
+            name,
             Entry {
                 values,
                 shape,
                 failed,
             },
         ));
+    };
+    model.network.visit(&mut |name, t| {
+        let t = t.detach();
+        let shape = t.dims().to_vec();
+        add(name.to_string(), Values::Dense(t), shape);
         Ok(())
     })?;
     model.network.linears(&mut |name, l| {
         if let Weight::Quant(q) = l.weight() {
             let shape = vec![q.row_count(), q.col_count()];
-            let (values, failed) = (Values::Stored(q.clone()), &failed);
-            entries.push((
-                format!("{name}.weight"),
-                Entry {
-                    values,
-                    shape,
-                    failed,
-                },
-            ));
+            add(format!("{name}.weight"), Values::Stored(q.clone()), shape);
         }
         Ok(())
     })?;
