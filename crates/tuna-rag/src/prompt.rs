@@ -5,6 +5,21 @@ use crate::error::Result;
 use crate::store::Hit;
 
 /// The instruction before the sources.
+/// Tokens for instruction, sources and question together when nothing else is said.
+pub const CONTEXT_TOKENS: usize = 1024;
+
+/// The fewest tokens left for instruction, sources and question worth answering from.
+pub const MIN_BUDGET: usize = 16;
+
+/// Tokens kept for a chat template's own tokens around the prompt.
+pub const TEMPLATE_TOKENS: usize = 32;
+
+/// The budget for instruction, sources and question: `context` tokens, at most what a model of
+/// `max_positions` leaves after `max_new_tokens` and the chat template.
+pub fn prompt_budget(context: usize, max_positions: usize, max_new_tokens: usize) -> usize {
+    context.min(max_positions.saturating_sub(max_new_tokens + TEMPLATE_TOKENS))
+}
+
 pub const DEFAULT_INSTRUCTION: &str =
     "Read the sources and answer the question in as few words as possible.";
 

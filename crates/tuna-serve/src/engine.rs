@@ -141,6 +141,16 @@ impl Engine {
         Catalog { entries }
     }
 
+    /// What chat with sources needs of the base model; `None` for an encoder.
+    pub fn grounding(&self) -> Option<crate::grounding::Grounding> {
+        let m = &self.models[0].model;
+        let lm = m.causal_lm().ok()?;
+        Some(crate::grounding::Grounding {
+            tokenizer: m.tokenizer.clone(),
+            max_positions: lm.config().max_position_embeddings,
+        })
+    }
+
     /// The model `id`; 404 when it is not served (an adapter removed while a request for it
     /// waited).
     fn served(&self, id: &str) -> Result<&Served, ApiError> {

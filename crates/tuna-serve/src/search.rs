@@ -2,26 +2,13 @@
 //! is a [`Searcher`] that embeds a query with the encoder its index was built with and returns
 //! the closest chunks. The search runs on the blocking thread pool, beside the model thread.
 
-use serde::Serialize;
 use std::sync::Arc;
-
-/// A chunk found for a query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SearchHit {
-    /// The document the chunk is from.
-    pub source: String,
-    pub title: Option<String>,
-    /// Position of the chunk in its document.
-    pub chunk: usize,
-    pub text: String,
-    /// Cosine similarity to the query.
-    pub score: f32,
-}
+use tuna_rag::Hit;
 
 /// An index that answers queries.
 pub trait Searcher: Send + Sync {
     /// The `k` chunks closest to `query`, best first; an error says what failed.
-    fn search(&self, query: &str, k: usize) -> Result<Vec<SearchHit>, String>;
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String>;
 }
 
 /// The served indexes by name.

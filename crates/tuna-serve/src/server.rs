@@ -125,10 +125,11 @@ pub fn serve(
 ) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::default());
     let catalog = engine.catalog();
+    let grounding = engine.grounding();
     let limits = opts.limits.clone();
     let (queue, worker) = crate::worker::start(engine, &limits, metrics.clone())?;
     let mut state = AppState::new(catalog, queue, metrics, limits, opts.api_key);
-    state.indexes = opts.indexes;
+    (state.indexes, state.grounding) = (opts.indexes, grounding);
     let state = Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -3,6 +3,7 @@
 
 use crate::catalog::{Catalog, Entry, Need};
 use crate::error::ApiError;
+use crate::grounding::Grounding;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::search::Indexes;
@@ -19,8 +20,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub api_key: Option<String>,
-    /// Retrieval indexes for `POST /v1/search`.
+    /// Retrieval indexes for `POST /v1/search` and chat with sources.
     pub indexes: Indexes,
+    /// The base causal LM's tokenizer and positions, for chat with sources.
+    pub grounding: Option<Grounding>,
     /// When the server started (Unix seconds): the `created` of every model.
     pub started: u64,
     next_id: AtomicU64,
@@ -41,6 +44,7 @@ impl AppState {
             limits,
             api_key,
             indexes: Indexes::default(),
+            grounding: None,
             started: now(),
             next_id: AtomicU64::new(1),
         }

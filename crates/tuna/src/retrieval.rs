@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use tuna_models::Model;
 use tuna_nn::Pooling;
 use tuna_rag::{Embedder, IndexMeta, Store};
-use tuna_serve::SearchHit;
 use tuna_train::embedder::{embed_texts, EmbedOptions};
 use tuna_train::progress::Silent;
 
@@ -171,23 +170,13 @@ impl ServedIndex {
 }
 
 impl tuna_serve::Searcher for ServedIndex {
-    fn search(&self, query: &str, k: usize) -> std::result::Result<Vec<SearchHit>, String> {
+    fn search(&self, query: &str, k: usize) -> std::result::Result<Vec<tuna_rag::Hit>, String> {
         let v = {
             let enc = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
             enc.vectors(&[query.to_string()])
                 .map_err(|e| format!("{e:#}"))?
         };
         let mut store = tuna_rag::open(&self.spec).map_err(|e| e.to_string())?;
-        let hits = store.search(&v[0], k).map_err(|e| e.to_string())?;
-        Ok(hits
-            .into_iter()
-            .map(|h| SearchHit {
-                source: h.source,
-                title: h.title,
-                chunk: h.seq,
-                text: h.text,
-                score: h.score,
-            })
-            .collect())
+        store.search(&v[0], k).map_err(|e| e.to_string())
     }
 }

@@ -1,9 +1,10 @@
 //! `POST /v1/search` on `tuna serve --index NAME=INDEX`: the chunks, sources and scores equal
 //! `tuna search`'s for the same query, the index may be left out when it is the only one, and
-//! bad requests get OpenAI-shaped 4xx errors.
+//! bad requests get OpenAI-shaped 4xx errors; a chat request that names the index is answered
+//! from its sources as `tuna ask` answers, whole and streamed.
 
 mod common;
-use common::server::Server;
+use common::server::{chat_template, Server};
 use common::{ok, tuna};
 use serde_json::{json, Value};
 use tuna_models::testing::{write_tiny_bert, write_tiny_llama, TINY_WORDS};
@@ -18,12 +19,13 @@ fn doc(i: usize) -> String {
 
 const DOCS: usize = 3;
 
-#[test]
-fn search_answers_as_tuna_search_does() {
+/// A temp dir with an encoder `enc`, a chat model `lm` and the index `i.db` of [`DOCS`] docs.
+fn setup() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     write_tiny_bert(&d.join("enc"), "bert", 3).unwrap();
     write_tiny_llama(&d.join("lm"), 4).unwrap();
+    chat_template(d);
     let mut add = vec![
         "index", "add", "--index", "i.db", "--model", "enc", "--json",
     ];
@@ -33,6 +35,13 @@ fn search_answers_as_tuna_search_does() {
     let files: Vec<String> = (0..DOCS).map(|i| format!("{i}.txt")).collect();
     add.extend(files.iter().map(String::as_str));
     ok(&tuna(d, &add));
+    tmp
+}
+
+#[test]
+fn search_answers_as_tuna_search_does() {
+    let tmp = setup();
+    let d = tmp.path();
     let query = &doc(0);
     let want = ok(&tuna(
         d,
@@ -108,4 +117,71 @@ fn an_empty_or_missing_index_stops_the_server_from_starting() {
         &["serve", "-m", "lm", "--index", "nameless", "--port", "0"],
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=INDEX"));
+}
+
+#[test]
+fn chat_with_an_index_answers_from_its_sources_as_tuna_ask_does() {
+    let tmp = setup();
+    let d = tmp.path();
+    // Short: the tiny vocabulary spells the chat template and the prompt's words in pieces.
+    let q: String = doc(1).split(' ').take(2).collect::<Vec<_>>().join(" ");
+    let args = [
+        "ask",
+        "--index",
+        "i.db",
+        "--model",
+        "lm",
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--context-tokens",
+        "60",
+        "--instruction",
+        "x",
+        "--json",
+    ];
+    let mut args = args.to_vec();
+    args.push(&q);
+    let want = ok(&tuna(d, &args));
+    let s = Server::start(d, &["-m", "lm", "--index", "docs=i.db"]);
+    let mut body = json!({"model": "lm", "messages": [{"role": "user", "content": q}],
+        "index": "docs", "top_k": 2, "context_tokens": 60, "instruction": "x", "max_tokens": 8,
+        "temperature": 0});
+    let r = s.post("/v1/chat/completions", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = r.json();
+    let text = got["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(text.trim(), want["answer"].as_str().unwrap());
+    assert_eq!(got["usage"]["prompt_tokens"], want["prompt_tokens"]);
+    let (g, w) = (
+        got["sources"].as_array().unwrap(),
+        want["sources"].as_array().unwrap(),
+    );
+    assert_eq!(g.len(), w.len());
+    assert!(!g.is_empty());
+    for (g, w) in g.iter().zip(w) {
+        assert_eq!((&g["source"], &g["chunk"]), (&w["source"], &w["seq"]));
+    }
+    // Streamed: the first chunk carries the sources.
+    body["stream"] = json!(true);
+    let r = s.post("/v1/chat/completions", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let first: Value = serde_json::from_str(first).unwrap();
+    assert_eq!(first["sources"].as_array().unwrap().len(), w.len());
+    // An unknown index, a wrong type.
+    body["stream"] = json!(false);
+    body["index"] = json!("nope");
+    let e = s.post("/v1/chat/completions", &body).error(404);
+    assert_eq!(e["param"], "index");
+    body["index"] = json!(5);
+    assert_eq!(
+        s.post("/v1/chat/completions", &body).error(400)["param"],
+        "index"
+    );
 }

@@ -22,5 +22,5 @@ pub async fn completions(
         .into_iter()
         .map(Prompt::Text)
         .collect();
-    answer(&st, req.model, prompts, &fields, false).await
+    answer(&st, req.model, prompts, &fields, false, None).await
 }

@@ -17,6 +17,7 @@ use crate::state::{now, AppState};
 use crate::worker::{Answer, Event, Job};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde_json::Value;
 use stream::{respond, Info};
 use tokio::sync::{mpsc, oneshot};
 use tuna_lm::Generation;
@@ -30,6 +31,7 @@ pub async fn answer(
     prompts: Vec<Prompt>,
     fields: &SamplingFields,
     chat: bool,
+    extra: Option<Value>,
 ) -> Result<Response, ApiError> {
     let params = fields.check(&st.limits)?;
     let token_ids = params.return_token_ids;
@@ -43,6 +45,7 @@ pub async fn answer(
             chat,
             token_ids,
             usage: fields.include_usage(),
+            extra,
         };
         return respond(rx, info, st.limits.timeout).await;
     }
@@ -61,7 +64,16 @@ pub async fn answer(
     } else {
         response::completion(&head, &gens)
     };
+    let body = with_fields(body, extra);
     Ok(Json(body).into_response())
+}
+
+/// `body` with the fields of the object `extra` added (tuna's own, such as `sources`).
+pub fn with_fields(mut body: Value, extra: Option<Value>) -> Value {
+    if let (Value::Object(b), Some(Value::Object(e))) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body
 }
 
 /// Queues a generation whose answer comes whole.

@@ -26,6 +26,8 @@ pub struct Info {
     pub token_ids: bool,
     /// End with a chunk of the usage (`stream_options.include_usage`).
     pub usage: bool,
+    /// Fields added to the first chunk (tuna's own, such as `sources`).
+    pub extra: Option<serde_json::Value>,
 }
 
 struct Progress {
@@ -55,7 +57,8 @@ impl Progress {
         };
         if info.chat && !self.started {
             self.started = true;
-            return Some(Sse::default().data(role_chunk(&head).to_string()));
+            let first = super::with_fields(role_chunk(&head), info.extra.clone());
+            return Some(Sse::default().data(first.to_string()));
         }
         let event = match self.first.take() {
             Some(e) => Some(e),

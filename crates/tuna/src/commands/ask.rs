@@ -10,7 +10,7 @@ use serde_json::json;
 use std::io::Write;
 use tuna_lm::{ChatTemplate, GenerateConfig, Generation, Generator, Message};
 use tuna_models::Model;
-use tuna_rag::prompt::DEFAULT_INSTRUCTION;
+use tuna_rag::prompt::{prompt_budget, CONTEXT_TOKENS, DEFAULT_INSTRUCTION, MIN_BUDGET};
 use tuna_rag::{grounded_prompt, GroundedPrompt, Hit, Store};
 
 /// How the answer prompt is built.
@@ -20,7 +20,7 @@ pub struct AnswerArgs {
     #[arg(long, short, default_value_t = 3)]
     pub k: usize,
     /// Most tokens for instruction, sources and question together.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = CONTEXT_TOKENS)]
     pub context_tokens: usize,
     /// Instruction placed before the sources.
     #[arg(long, default_value = DEFAULT_INSTRUCTION)]
@@ -40,9 +40,6 @@ pub struct Answerer<'a> {
     budget: usize,
 }
 
-/// Tokens kept for the chat template around the prompt.
-const TEMPLATE_TOKENS: usize = 32;
-
 impl<'a> Answerer<'a> {
     pub fn new(model: &'a Model, args: AnswerArgs, max_new_tokens: usize) -> Result<Self> {
         let gen = Generator::new(model)?;
@@ -54,11 +51,8 @@ impl<'a> Answerer<'a> {
                     "the model has no chat template: pass --no-chat to send a plain prompt",
                 )?)
             };
-        let room = model
-            .info
-            .max_positions
-            .saturating_sub(max_new_tokens + TEMPLATE_TOKENS);
-        if room < 16 {
+        let room = prompt_budget(usize::MAX, model.info.max_positions, max_new_tokens);
+        if room < MIN_BUDGET {
             anyhow::bail!(
                 "{} takes {} tokens: no room for sources with {max_new_tokens} new tokens",
                 model.info.source.display(),
