@@ -34,10 +34,13 @@ impl QuantMatrix {
                 ty.block()
             )
         }
-        let want = rows * cols / ty.block() * ty.block_bytes();
-        if data.len() != want {
+        // Checked: a damaged file's shape must not wrap around to its byte count.
+        let want = rows
+            .checked_mul(cols / ty.block())
+            .and_then(|blocks| blocks.checked_mul(ty.block_bytes()));
+        if want != Some(data.len()) {
             candle_core::bail!(
-                "quantised matrix: {dtype:?} ({rows}, {cols}) takes {want} bytes, got {}",
+                "quantised matrix: {dtype:?} ({rows}, {cols}) does not take the {} bytes given",
                 data.len()
             )
         }
@@ -179,6 +182,16 @@ fn float_bytes(ty: QuantType, v: &[f32]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::quant::testing::{candle_dequantized, weights};
+
+    /// A shape whose byte count overflows is refused, not wrapped around to a small count
+    /// (a damaged GGUF's shape found by the fuzz suite).
+    #[test]
+    fn shapes_that_overflow_are_refused() {
+        // (2^59 + 1) x 32 values wrap around to 32 values: one block's 34 bytes.
+        let rows = (1usize << 59) + 1;
+        assert!(QuantMatrix::from_bytes(vec![0; 34], GgmlDType::Q8_0, (rows, 32)).is_err());
+        assert!(QuantMatrix::from_bytes(vec![0; 34], GgmlDType::Q8_0, (1, 32)).is_ok());
+    }
 
     /// Our decoding is candle's to the bit, and the bytes are candle's `QTensor` bytes.
     #[test]
