@@ -7,7 +7,7 @@
 //! (scripts/test.sh installs it with scripts/pydeps.sh).
 
 mod common;
-use common::data::{quick_sft, rlhf_setup, write_sms};
+use common::data::{rlhf_setup, strong_quick_sft, write_sms};
 use common::server::{chat_template, lm_setup, parse, send, Server};
 use common::{ok, python_check, tuna};
 use serde_json::{json, Value};
@@ -93,12 +93,7 @@ fn same_as_generate(s: &Server, d: &Path, model: &str, adapter: &[&str]) -> Valu
 /// A quick SFT of the tiny Llama in `d` (from `rlhf_setup`) into `d/sft`, and the model's chat
 /// template. One short epoch moves LoRA little: a large alpha makes the adapter's effect plain.
 fn strong_sft(d: &Path) {
-    quick_sft(d);
-    let cfg_path = d.join("sft/adapter/adapter_config.json");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["lora_alpha"] = json!(20000);
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    strong_quick_sft(d);
     chat_template(d);
 }
 

@@ -5,7 +5,7 @@
 //! while a generation uses it goes once that generation is answered.
 
 mod common;
-use common::data::{quick_sft, rlhf_setup, write_sms};
+use common::data::{quick_sft, rlhf_setup, strong_quick_sft, write_sms};
 use common::server::{request, Server};
 use common::{ok, tuna};
 use serde_json::{json, Value};
@@ -23,12 +23,7 @@ fn generate(d: &Path, extra: &[&str], prompt: &str, n: usize) -> Value {
 
 /// A LoRA adapter in `d/sft` (a large alpha makes its effect plain) and an IA3 one in `d/ia3`.
 fn adapters(d: &Path) {
-    quick_sft(d);
-    let cfg_path = d.join("sft/adapter/adapter_config.json");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["lora_alpha"] = json!(20000);
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    strong_quick_sft(d);
     write_sms(&d.join("sms.tsv"), 30);
     let args = [
         "--json", "train", "--method", "ia3", "--out", "ia3", "--model", "lm", "--data", "sms.tsv",

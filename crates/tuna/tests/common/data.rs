@@ -86,3 +86,14 @@ pub fn quick_sft(d: &Path) -> serde_json::Value {
     ];
     super::ok(&super::tuna(d, &args))
 }
+
+/// [`quick_sft`], its adapter's alpha then raised so far that its effect on greedy answers is
+/// plain (one short epoch moves LoRA little).
+pub fn strong_quick_sft(d: &Path) {
+    quick_sft(d);
+    let cfg_path = d.join("sft/adapter/adapter_config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["lora_alpha"] = serde_json::json!(20000);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+}
