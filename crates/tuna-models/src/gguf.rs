@@ -70,12 +70,32 @@ fn keep_quantised(
     }))
 }
 
+/// Refuses a tensor whose element count overflows: candle multiplies the dimensions with
+/// wrapping, so a damaged shape could claim few elements and index far past them later.
+fn check_tensor_sizes(content: &Content, path: &Path) -> Result<()> {
+    for (name, info) in &content.tensor_infos {
+        let dims = info.shape.dims();
+        if dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_none()
+        {
+            return Err(Error::bad_file(
+                path,
+                format!("tensor `{name}` has an impossible shape {dims:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads `path` with every tensor in f32 on `device`, or with `keep` (on the CPU) the blocks'
 /// linear weights in their stored type.
 pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file)
         .map_err(|e| Error::bad_file(path, format!("not a readable GGUF file: {e}")))?;
+    check_tensor_sizes(&content, path)?;
     let meta = Meta {
         map: &content.metadata,
         path,
@@ -103,7 +123,10 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
         false => "token_embd.weight",
     };
     let mut quantised_head = None;
-    for name in content.tensor_infos.keys() {
+    // In name order, so a damaged file fails the same way every time.
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    for name in names {
         let hf = hf_name(name).ok_or_else(|| {
             Error::bad_file(path, format!("unexpected tensor `{name}` in a {arch} GGUF"))
         })?;

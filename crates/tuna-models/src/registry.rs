@@ -358,7 +358,7 @@ fn count_parameters(files: &[PathBuf]) -> Result<usize> {
                 .tensor_infos
                 .values()
                 .map(|t| t.shape.elem_count())
-                .sum::<usize>();
+                .fold(0usize, usize::saturating_add);
         } else {
             let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f)? };
             total += st
