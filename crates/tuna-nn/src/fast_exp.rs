@@ -34,14 +34,18 @@ impl Simd {
 pub fn exp_neg(x: f32) -> f32 {
     // A comparison, not `max`, so that NaN stays NaN.
     let c = if x < -87.0 { -87.0 } else { x };
-    // Round c / ln 2 to the nearest integer with the 1.5 * 2^23 trick (no libm call).
-    let n = (c * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    // Round c / ln 2 to the nearest integer with the 1.5 * 2^23 trick (no libm call): `big`
+    // holds n in its low mantissa bits, so 2^n is built with integer operations only (a
+    // float-to-int cast would not vectorise: Rust's `as` saturates and maps NaN to 0).
+    let big = c * std::f32::consts::LOG2_E + 12_582_912.0;
+    let n = big - 12_582_912.0;
     let r = c - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67 + r * (0.041_666_5 + r * (0.008_333_5 + r * 0.001_388_9)))));
-    let y = p * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // big's bits are 0x4B40_0000 + n for |n| < 2^22; (n + 127) << 23 is 2^n's.
+    let y = p * f32::from_bits(big.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
     if x < -87.0 {
         0.0
     } else {

@@ -16,11 +16,18 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 #[inline(always)]
 fn erf(z: f32) -> f32 {
     let a = z.abs();
+    erf_with(z, exp_neg(-a * a))
+}
+
+/// erf(z) given `e` = exp(-z^2), which the backward also needs (for the normal density).
+#[inline(always)]
+fn erf_with(z: f32, e: f32) -> f32 {
+    let a = z.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp_neg(-a * a);
+    let y = 1.0 - poly * e;
     y.copysign(z)
 }
 
@@ -35,8 +42,11 @@ fn gelu_fwd_loop(x: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn gelu_bwd_loop(x: &[f32], g: &[f32], out: &mut [f32]) {
     for ((o, &v), &gr) in out.iter_mut().zip(x).zip(g) {
-        let cdf = 0.5 * (1.0 + erf(v * SQRT_1_2));
-        let pdf = INV_SQRT_2PI * exp_neg(-0.5 * v * v);
+        let z = v * SQRT_1_2;
+        // exp(-z^2) = exp(-v^2 / 2): one exponential for both terms.
+        let e = exp_neg(-z * z);
+        let cdf = 0.5 * (1.0 + erf_with(z, e));
+        let pdf = INV_SQRT_2PI * e;
         *o = gr * (cdf + v * pdf);
     }
 }
