@@ -22,6 +22,7 @@ pub mod linear;
 pub mod linear_op;
 pub mod low_rank_op;
 pub mod mask;
+mod norm_rows;
 pub mod ops;
 pub mod pooling;
 pub mod product;

@@ -9,6 +9,7 @@
 
 use crate::fast_exp::{softmax_rows, Simd};
 use crate::gelu::contiguous_f32;
+use crate::norm_rows::NormRows;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -93,15 +94,6 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 
 // ---------------------------------------------------------------- norms
 
-/// Mean and 1/std of a row (`rms`: no mean subtraction).
-#[inline]
-fn stats(x: &[f32], eps: f32, rms: bool) -> (f32, f32) {
-    let n = x.len() as f32;
-    let mean = if rms { 0.0 } else { x.iter().sum::<f32>() / n };
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps).sqrt())
-}
-
 /// Layer norm (`rms == false`, with bias) or RMS norm (`rms == true`) over the last dimension.
 struct Norm {
     eps: f32,
@@ -109,18 +101,19 @@ struct Norm {
 }
 
 impl Norm {
+    fn rows(&self) -> NormRows {
+        NormRows {
+            eps: self.eps,
+            rms: self.rms,
+        }
+    }
+
     fn forward(&self, x: &[f32], w: &[f32], b: Option<&[f32]>, d: usize) -> Vec<f32> {
         let mut out = vec![0f32; x.len()];
+        let rows = self.rows();
         out.par_chunks_mut(d * ROWS)
             .zip(x.par_chunks(d * ROWS))
-            .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(d).zip(x.chunks(d)) {
-                    let (mean, rstd) = stats(x, self.eps, self.rms);
-                    for i in 0..d {
-                        o[i] = (x[i] - mean) * rstd * w[i] + b.map_or(0.0, |b| b[i]);
-                    }
-                }
-            });
+            .for_each(|(o, x)| rows.forward(x, w, b, o));
         out
     }
 
@@ -128,30 +121,13 @@ impl Norm {
     fn backward(&self, x: &[f32], w: &[f32], g: &[f32], d: usize) -> Vec<f32> {
         let rows = x.len() / d;
         let mut dx = vec![0f32; x.len()];
+        let norm = self.rows();
         let partial: Vec<Vec<f32>> = dx
             .par_chunks_mut(d * ROWS)
             .zip(x.par_chunks(d * ROWS).zip(g.par_chunks(d * ROWS)))
             .map(|(o, (x, g))| {
                 let mut acc = vec![0f32; 2 * d]; // dw, db
-                let mut gw = vec![0f32; d];
-                for ((o, x), g) in o.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                    let (mean, rstd) = stats(x, self.eps, self.rms);
-                    let (mut m1, mut m2) = (0f32, 0f32);
-                    for i in 0..d {
-                        let xhat = (x[i] - mean) * rstd;
-                        gw[i] = g[i] * w[i];
-                        m1 += gw[i];
-                        m2 += gw[i] * xhat;
-                        acc[i] += g[i] * xhat;
-                        acc[d + i] += g[i];
-                    }
-                    let (m1, m2) = (m1 / d as f32, m2 / d as f32);
-                    for i in 0..d {
-                        let xhat = (x[i] - mean) * rstd;
-                        let centred = if self.rms { gw[i] } else { gw[i] - m1 };
-                        o[i] = rstd * (centred - xhat * m2);
-                    }
-                }
+                norm.backward(x, w, g, o, &mut acc);
                 acc
             })
             .collect();
