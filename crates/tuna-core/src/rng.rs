@@ -1,6 +1,16 @@
 //! A small seeded generator (SplitMix64) so that splits, sampling and initialisation are the same on
 //! every machine and every version of tuna, independent of any external crate's stream.
 
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Deterministic pseudo-random numbers from a `u64` seed.
 #[derive(Debug, Clone)]
 pub struct Rng {
@@ -17,11 +27,17 @@ impl Rng {
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GOLDEN);
+        mix(self.state)
+    }
+
+    /// The draw `k` places ahead without moving (`at(0)` is what [`Rng::next_u64`] returns
+    /// next). SplitMix64's outputs depend on a counter only, so a loop over `k` vectorises.
+    #[inline(always)]
+    pub fn at(&self, k: u64) -> u64 {
+        mix(self
+            .state
+            .wrapping_add(k.wrapping_add(1).wrapping_mul(GOLDEN)))
     }
 
     /// Uniform in `[0, 1)`.
@@ -53,6 +69,14 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_ahead_are_the_stream() {
+        let mut a = Rng::new(11);
+        let ahead: Vec<u64> = (0..40).map(|k| a.at(k)).collect();
+        let next: Vec<u64> = (0..40).map(|_| a.next_u64()).collect();
+        assert_eq!(ahead, next);
+    }
 
     #[test]
     fn same_seed_same_stream() {

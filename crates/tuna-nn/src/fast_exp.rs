@@ -17,7 +17,7 @@ impl Simd {
     pub fn detect() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
                 return Simd::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -112,7 +112,7 @@ fn softmax_loop(rows: &mut [f32], d: usize) {
 macro_rules! dispatch {
     ($simd:expr, $ret:ty, |$($a:ident: $t:ty),*| $body:expr) => {{
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
         unsafe fn avx512($($a: $t),*) -> $ret {
             $body
         }
