@@ -230,8 +230,12 @@ impl Engine {
     }
 
     /// Pooled embeddings of `texts` with model `id`, as `tuna embed` makes them (the family's
-    /// default pooling, 256 tokens at most, not normalised); and the tokens they took.
-    pub fn embed(&self, id: &str, texts: &[String]) -> Result<(Embeddings, usize), ApiError> {
+    /// default pooling, 256 tokens at most, not normalised); and the tokens each text took.
+    pub fn embed_rows(
+        &self,
+        id: &str,
+        texts: &[String],
+    ) -> Result<(Embeddings, Vec<usize>), ApiError> {
         let s = self.served(id)?;
         let model_err = |e: Error| ApiError::from_model(&e);
         let opts = EmbedOptions {
@@ -243,7 +247,7 @@ impl Engine {
         let tokens = texts
             .iter()
             .map(|t| s.model.encode(t, opts.max_len).map(|ids| ids.len()))
-            .sum::<Result<usize, _>>()
+            .collect::<Result<Vec<usize>, _>>()
             .map_err(model_err)?;
         let emb = embed_texts(&s.model, texts, &opts, &Silent).map_err(model_err)?;
         Ok((emb, tokens))

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod gather;
 pub mod grounding;
 pub mod limits;
 pub mod lm_adapter;

@@ -2,12 +2,14 @@
 //! (full: 429) and wait for its answer on a channel. Generations are decoded together by the
 //! [`Scheduler`] (continuous batching): the worker takes queued jobs between decoding steps
 //! while the batch has room, so an adapter is loaded between steps, and removed once the
-//! generations that use it are answered. A generation stops at the next step once its client is gone (the answer channel
+//! generations that use it are answered. Embedding and classification requests taken in one
+//! round run as one batch per model ([`Gathered`]). A generation stops at the next step once its client is gone (the answer channel
 //! closed) or its time is up.
 
 pub use crate::answer::{Answer, Event};
 use crate::engine::{Engine, Prompt};
 use crate::error::ApiError;
+use crate::gather::Gathered;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::request::GenParams;
@@ -127,11 +129,13 @@ fn work(mut engine: Engine, mut rx: mpsc::Receiver<Queued>, mut s: Scheduler, m:
     // Removals of adapters that generations in progress use: run once those are answered.
     let mut parked: Vec<Queued> = Vec::new();
     loop {
+        // Embedding and classification requests taken in this round, run as one batch each.
+        let mut texts = Gathered::default();
         if s.is_idle() && parked.is_empty() {
             match rx.blocking_recv() {
                 Some(q) => {
                     m.queued.fetch_sub(1, Relaxed);
-                    take(&mut engine, &mut s, &mut parked, q);
+                    take(&mut engine, &mut s, (&mut parked, &mut texts), q);
                 }
                 None => break,
             }
@@ -140,14 +144,17 @@ fn work(mut engine: Engine, mut rx: mpsc::Receiver<Queued>, mut s: Scheduler, m:
             match rx.try_recv() {
                 Ok(q) => {
                     m.queued.fetch_sub(1, Relaxed);
-                    take(&mut engine, &mut s, &mut parked, q);
+                    take(&mut engine, &mut s, (&mut parked, &mut texts), q);
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => open = false,
             }
         }
         for q in std::mem::take(&mut parked) {
-            take(&mut engine, &mut s, &mut parked, q);
+            take(&mut engine, &mut s, (&mut parked, &mut texts), q);
+        }
+        if !texts.is_empty() && catch_unwind(AssertUnwindSafe(|| texts.run(&engine))).is_err() {
+            tracing::error!("a batch of embeddings or classifications panicked in the model");
         }
         if s.is_idle() {
             continue;
@@ -162,23 +169,28 @@ fn work(mut engine: Engine, mut rx: mpsc::Receiver<Queued>, mut s: Scheduler, m:
     }
 }
 
-/// Takes one job off the queue: a generation joins the scheduler, the removal of an adapter
-/// that generations in progress use waits in `parked`, anything else runs now.
-fn take(engine: &mut Engine, s: &mut Scheduler, parked: &mut Vec<Queued>, q: Queued) {
+/// Takes one job off the queue: a generation joins the scheduler, an embedding or
+/// classification joins this round's batch, the removal of an adapter that generations in
+/// progress use waits in `parked`, anything else runs now.
+fn take(
+    engine: &mut Engine,
+    s: &mut Scheduler,
+    (parked, texts): (&mut Vec<Queued>, &mut Gathered),
+    q: Queued,
+) {
     if let Job::RemoveAdapter { id, .. } = &q.job {
         if s.uses(id) {
             parked.push(q);
             return;
         }
     }
-    let ran = catch_unwind(AssertUnwindSafe(|| run(engine, s, q)));
+    let ran = catch_unwind(AssertUnwindSafe(|| run(engine, s, texts, q)));
     if ran.is_err() {
         tracing::error!("a request panicked in the model; its client got an error");
     }
 }
 
-fn run(engine: &mut Engine, s: &mut Scheduler, q: Queued) {
-    let model_error = |e: tuna_core::Error| ApiError::from_model(&e);
+fn run(engine: &mut Engine, s: &mut Scheduler, texts: &mut Gathered, q: Queued) {
     match q.job {
         Job::Generate {
             model,
@@ -191,22 +203,14 @@ fn run(engine: &mut Engine, s: &mut Scheduler, q: Queued) {
         },
         Job::Embed {
             model,
-            texts,
+            texts: t,
             answer,
-        } => {
-            if !answer.is_closed() {
-                let _ = answer.send(engine.embed(&model, &texts));
-            }
-        }
+        } => texts.embed(model, t, answer),
         Job::Classify {
             model,
-            texts,
+            texts: t,
             answer,
-        } => {
-            if !answer.is_closed() {
-                let _ = answer.send(engine.classify(&model, &texts).map_err(model_error));
-            }
-        }
+        } => texts.classify(model, t, answer),
         Job::AddAdapter { name, path, answer } => {
             // Loaded even when the client is gone: the caller asked for it and may list it.
             let added = engine.add_adapter(&name, &path).map_err(|e| {

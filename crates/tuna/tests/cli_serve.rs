@@ -309,6 +309,52 @@ fn embeddings_come_as_floats_or_base64_as_tuna_embed_makes_them() {
     assert_eq!(b64.len(), (got[0].len() * 4).div_ceil(3) * 4);
 }
 
+/// Concurrent embedding requests (taken from the queue together and run as one batch) each
+/// get their own rows and token counts: the numbers each gets alone.
+#[test]
+fn concurrent_embedding_requests_each_get_their_own_rows() {
+    let tmp = lm_setup();
+    let s = Server::start(tmp.path(), &["-m", "lm"]);
+    let inputs: Vec<Value> = (0..6)
+        .map(|i| {
+            json!((0..=i % 3)
+                .map(|j| format!("text {i} part {j} the film"))
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    let embed = |input: &Value| {
+        let r = s.post("/v1/embeddings", &json!({"model": "lm", "input": input}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let j = r.json();
+        let rows: Vec<Vec<f32>> = j["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+            .collect();
+        (rows, j["usage"]["prompt_tokens"].as_u64().unwrap())
+    };
+    let alone: Vec<_> = inputs.iter().map(&embed).collect();
+    for _ in 0..3 {
+        let together: Vec<_> = std::thread::scope(|sc| {
+            let hs: Vec<_> = inputs.iter().map(|i| sc.spawn(|| embed(i))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ((rows, tokens), (want_rows, want_tokens)) in together.iter().zip(&alone) {
+            assert_eq!(tokens, want_tokens);
+            assert_eq!(rows.len(), want_rows.len());
+            for (a, b) in rows.iter().zip(want_rows) {
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-4, "rows differ by {diff}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_classification_run_labels_texts() {
     let tmp = tempfile::tempdir().unwrap();
