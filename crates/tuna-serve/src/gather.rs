@@ -4,9 +4,15 @@
 
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::worker::{Classified, Embedded};
 use tokio::sync::oneshot;
 use tuna_train::embedder::Embeddings;
+use tuna_train::predict::Prediction;
+
+/// Embeddings and the tokens they took.
+pub type Embedded = (Embeddings, usize);
+
+/// Predictions and the run's label names.
+pub type Classified = (Vec<Prediction>, Vec<String>);
 
 type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 

@@ -10,6 +10,7 @@ pub use crate::answer::{Answer, Event};
 use crate::engine::{Engine, Prompt};
 use crate::error::ApiError;
 use crate::gather::Gathered;
+pub use crate::gather::{Classified, Embedded};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::request::GenParams;
@@ -22,14 +23,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tuna_train::embedder::Embeddings;
-use tuna_train::predict::Prediction;
-
-/// Embeddings and the tokens they took.
-pub type Embedded = (Embeddings, usize);
-
-/// Predictions and the run's label names.
-pub type Classified = (Vec<Prediction>, Vec<String>);
 
 /// Work for the model.
 pub enum Job {
