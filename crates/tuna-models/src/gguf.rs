@@ -1,12 +1,14 @@
 //! GGUF files (llama.cpp's format) for Llama-family models: the one choke point where GGUF
-//! tensor names become Hugging Face keys, quantised weights become f32, the Q/K rows are
-//! un-permuted, and the embedded vocabulary becomes a `tokenizers` tokenizer.
+//! tensor names become Hugging Face keys, quantised weights become f32 (or, on the CPU, the
+//! blocks' linear weights, the token embedding and the output layer stay in their stored
+//! type), the Q/K rows are un-permuted, and the embedded vocabulary becomes a `tokenizers`
+//! tokenizer.
 
 use crate::llama::LlamaConfig;
 use crate::tokenizer::TextTokenizer;
 use crate::validate::{check_llama, ConfigSource};
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,21 +21,25 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 use tuna_core::{Error, Result};
 use tuna_nn::quant::{QuantMatrix, QuantType};
 
-/// A Llama-family model read from GGUF: config, f32 weights under HF names, tokenizer.
+/// A Llama-family model read from GGUF: config, weights under HF names, tokenizer.
 pub struct GgufModel {
     pub config: LlamaConfig,
     /// Every tensor under its HF name; a weight kept in `quantised` has a placeholder here of
     /// its shape that holds no memory.
     pub tensors: HashMap<String, Tensor>,
-    /// The blocks' linear weights kept in their stored type, by HF name.
+    /// The weights kept in their stored type, by HF name: the blocks' linear weights, the
+    /// token embedding and a separate output layer.
     pub quantised: HashMap<String, Arc<QuantMatrix>>,
-    /// The output layer (or the tied embedding) in its stored type, for decoding; the f32
-    /// tensor is in `tensors` too (embedding lookups and training use it).
-    pub quantised_head: Option<Arc<QuantMatrix>>,
     pub tokenizer: TextTokenizer,
 }
 
-/// The block linear layers' weights (q, k, v, o, gate, up, down), which may stay quantised.
+/// The weights that may stay quantised: the block linear layers' (q, k, v, o, gate, up, down),
+/// the token embedding and the output layer.
+fn kept_weight(gguf: &str) -> bool {
+    gguf == "token_embd.weight" || gguf == "output.weight" || block_linear(gguf)
+}
+
+/// The block linear layers' weights (q, k, v, o, gate, up, down).
 fn block_linear(gguf: &str) -> bool {
     let kinds = [
         ".attn_q.",
@@ -47,18 +53,39 @@ fn block_linear(gguf: &str) -> bool {
     gguf.starts_with("blk.") && gguf.ends_with(".weight") && kinds.iter().any(|k| gguf.contains(k))
 }
 
-/// The weight kept in its stored type, when `keep` asks for it and the kernels cover the type
-/// (f32 tensors stay tensors); Q/K rows are un-permuted for `llama`.
-fn keep_quantised(
-    q: &QTensor,
+/// The weight `name` in its stored type, read straight from the file into the matrix's own
+/// buffer (candle's reader would make two copies on the way), when the kernels cover its type
+/// (f32 tensors stay tensors); Q/K rows are un-permuted for `llama`. `None` also when the
+/// bytes cannot be read: candle's reader then reports the damage as it does for every tensor.
+fn read_stored(
+    file: &mut std::fs::File,
+    content: &Content,
     name: &str,
     arch: &str,
     config: &LlamaConfig,
 ) -> Result<Option<QuantMatrix>> {
-    if q.dtype() == GgmlDType::F32 || QuantType::from_ggml(q.dtype()).is_err() {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some(info) = content.tensor_infos.get(name) else {
+        return Ok(None);
+    };
+    let (dtype, dims) = (info.ggml_dtype, info.shape.dims());
+    let (Ok(ty), &[rows, cols]) = (QuantType::from_ggml(dtype), dims) else {
+        return Ok(None);
+    };
+    if dtype == GgmlDType::F32 || cols % ty.block() != 0 {
         return Ok(None);
     }
-    let Ok(m) = QuantMatrix::from_qtensor(q) else {
+    let bytes = (rows as u64) * (cols / ty.block()) as u64 * ty.block_bytes() as u64;
+    let start = content.tensor_data_offset.saturating_add(info.offset);
+    let size = file.seek(SeekFrom::End(0)).unwrap_or(0);
+    if bytes > size.saturating_sub(start) || file.seek(SeekFrom::Start(start)).is_err() {
+        return Ok(None);
+    }
+    let mut data = vec![0u8; bytes as usize];
+    if file.read_exact(&mut data).is_err() {
+        return Ok(None);
+    }
+    let Ok(m) = QuantMatrix::from_bytes(data, dtype, (rows, cols)) else {
         return Ok(None);
     };
     Ok(Some(if arch == "llama" && name.contains(".attn_q.") {
@@ -90,7 +117,7 @@ fn check_tensor_sizes(content: &Content, path: &Path) -> Result<()> {
 }
 
 /// Reads `path` with every tensor in f32 on `device`, or with `keep` (on the CPU) the blocks'
-/// linear weights in their stored type.
+/// linear weights, the token embedding and the output layer in their stored type.
 pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file)
@@ -118,11 +145,6 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
     check_llama(&config, src, &shape, tokenizer.vocab_size())?;
     let (mut tensors, mut quantised) = (HashMap::new(), HashMap::new());
     let keep = keep && device.is_cpu();
-    let head_name = match content.tensor_infos.contains_key("output.weight") {
-        true => "output.weight",
-        false => "token_embd.weight",
-    };
-    let mut quantised_head = None;
     // In name order, so a damaged file fails the same way every time.
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
@@ -130,9 +152,8 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
         let hf = hf_name(name).ok_or_else(|| {
             Error::bad_file(path, format!("unexpected tensor `{name}` in a {arch} GGUF"))
         })?;
-        let q = content.tensor(&mut file, name, device)?;
-        if keep && block_linear(name) {
-            if let Some(m) = keep_quantised(&q, name, &arch, &config)? {
+        if keep && kept_weight(name) {
+            if let Some(m) = read_stored(&mut file, &content, name, &arch, &config)? {
                 let shape = (m.row_count(), m.col_count());
                 let none = Tensor::zeros((), candle_core::DType::F32, device)?;
                 tensors.insert(hf.clone(), none.broadcast_as(shape)?);
@@ -140,9 +161,7 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
                 continue;
             }
         }
-        if keep && name == head_name {
-            quantised_head = keep_quantised(&q, name, &arch, &config)?.map(Arc::new);
-        }
+        let q = content.tensor(&mut file, name, device)?;
         let mut t = q.dequantize(device)?;
         // llama.cpp permutes Q/K rows for its interleaved rotary only for `llama` (Qwen2 is
         // stored with the half-split layout already).
@@ -157,7 +176,6 @@ pub fn load_gguf(path: &Path, device: &Device, keep: bool) -> Result<GgufModel> 
         config,
         tensors,
         quantised,
-        quantised_head,
         tokenizer,
     })
 }

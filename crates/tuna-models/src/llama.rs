@@ -6,19 +6,22 @@
 //! (`model.layers.N.self_attn.q_proj`, ...). GGUF files are renamed to these keys at load.
 
 use crate::ctx::Ctx;
-use candle_core::{Module, Result, Tensor, TensorId};
-use candle_nn::{Embedding, VarBuilder};
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use std::sync::Arc;
 use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::causal_mask;
-use tuna_nn::quant::{QLinear, QuantMatrix};
-use tuna_nn::token_logp;
+use tuna_nn::swiglu_mlp::StoredMlp;
 use tuna_nn::{
-    linear, linear_no_bias, Activation, Hooks, KvCache, Linear, LinearVisitor, RmsNorm, Rotary,
-    Sublayer, SublayerHook, Visitor,
+    linear, linear_no_bias, Activation, Embedding, Hooks, KvCache, Linear, LinearVisitor, RmsNorm,
+    Rotary, Sublayer, SublayerHook, Visitor, Weight,
 };
+use tuna_nn::{swiglu_down, token_logp, token_logp_stored};
+
+/// Called with the key name (`model.embed_tokens.weight`, `lm_head.weight`) and the weight of
+/// each (vocabulary, hidden) matrix: see [`Llama::vocab_weights`].
+pub type VocabVisitor<'a> = dyn FnMut(&str, &mut Weight) -> Result<()> + 'a;
 
 /// The fields of a Llama/Qwen2 `config.json` that the model needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,8 +174,36 @@ impl Mlp {
         })
     }
 
+    /// The sublayer as one op on its frozen stored weights, when all three are plain.
+    fn stored(&self) -> Option<StoredMlp> {
+        let (g, u, d) = (
+            self.gate_proj.plain_stored()?,
+            self.up_proj.plain_stored()?,
+            self.down_proj.plain_stored()?,
+        );
+        matches!(self.act, Activation::Silu).then(|| StoredMlp {
+            gate: g.clone(),
+            up: u.clone(),
+            down: d.clone(),
+        })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // Training through frozen stored weights: one op that keeps only `x` and forms the
+        // intermediate activations again in the backward.
+        if let Some(mlp) = self.stored().filter(|m| x.track_op() && m.supported(x)) {
+            return mlp.forward(x);
+        }
         let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);
+        // Training past a frozen stored `down`: one op, so the gated product is not kept.
+        let tracked = gate.track_op() || up.track_op();
+        if let (Activation::Silu, Some(w), true) =
+            (self.act, self.down_proj.plain_stored(), tracked)
+        {
+            if swiglu_down::supported(&gate, &up, w) {
+                return swiglu_down::swiglu_down(&gate, &up, w);
+            }
+        }
         let h = match self.act {
             Activation::Silu => tuna_nn::ops::silu_mul(&gate, &up)?,
             act => (act.forward(&gate)? * up)?,
@@ -251,10 +282,8 @@ pub struct Llama {
     lm_head: Linear,
     /// The output layer is the token embedding matrix.
     tied: bool,
-    /// The output layer in its stored quantised type, for logits without a gradient (decoding
-    /// reads it for every token), while the output weight is still the tensor of that id.
-    quant_head: Option<(TensorId, Arc<QuantMatrix>)>,
     rotary: Rotary,
+    device: Device,
     cfg: LlamaConfig,
 }
 
@@ -274,11 +303,10 @@ impl Llama {
             .map(|i| Block::load(cfg, m.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            embed_tokens: Embedding::new(embed_w, h),
+            embed_tokens: Embedding::new(embed_w)?,
             blocks,
             norm: RmsNorm::load(h, cfg.rms_norm_eps, m.pp("norm"))?,
             lm_head,
-            quant_head: None,
             tied,
             rotary: Rotary::new(
                 cfg.head_size(),
@@ -286,6 +314,7 @@ impl Llama {
                 cfg.rope_theta,
                 vb.device(),
             )?,
+            device: vb.device().clone(),
             cfg: cfg.clone(),
         })
     }
@@ -359,14 +388,16 @@ impl Llama {
     }
 
     /// Visits every tensor (weights and the methods' parts) by its Hugging Face / PEFT key name. A tied
-    /// output layer is the embedding and is not visited twice.
+    /// output layer is the embedding and is not visited twice. A weight kept in its stored type
+    /// is not a tensor and is not visited (see [`Llama::vocab_weights`]).
     pub fn visit(&mut self, f: &mut Visitor) -> Result<()> {
-        let h = self.cfg.hidden_size;
-        let mut t = self.embed_tokens.embeddings().clone();
-        f("model.embed_tokens.weight", &mut t)?;
-        self.embed_tokens = Embedding::new(t.clone(), h);
+        if let Weight::Dense(t) = self.embed_tokens.weight() {
+            let mut t = t.clone();
+            f("model.embed_tokens.weight", &mut t)?;
+            self.embed_tokens.set_weight(Weight::Dense(t))?;
+        }
         if self.tied {
-            self.lm_head = Linear::new(t, None);
+            self.tie_head();
         } else {
             self.lm_head.visit("lm_head", f)?;
         }
@@ -375,6 +406,27 @@ impl Llama {
             self.blocks[i].visit(&prefix, f)?;
         }
         self.norm.visit("model.norm", f)
+    }
+
+    /// Visits the (vocabulary, hidden) weights, tensors or kept in their stored type, by key
+    /// name: the token embedding and a separate output layer (a tied one is the embedding), so
+    /// the loader can place stored ones and whoever needs their values can decode them.
+    pub fn vocab_weights(&mut self, f: &mut VocabVisitor) -> Result<()> {
+        let mut w = self.embed_tokens.weight().clone();
+        f("model.embed_tokens.weight", &mut w)?;
+        self.embed_tokens.set_weight(w)?;
+        if self.tied {
+            self.tie_head();
+            return Ok(());
+        }
+        let mut w = self.lm_head.weight().clone();
+        f("lm_head.weight", &mut w)?;
+        self.lm_head.set_weight(w)
+    }
+
+    /// The output layer of a tied model: the embedding table, whichever kind it is.
+    fn tie_head(&mut self) {
+        self.lm_head = Linear::from_weight(self.embed_tokens.weight().clone(), None);
     }
 
     /// Visits every linear layer of the blocks by module name (weight-delta targets).
@@ -393,7 +445,7 @@ impl Llama {
 
     /// The device of the weights.
     pub fn device(&self) -> &candle_core::Device {
-        self.embed_tokens.embeddings().device()
+        &self.device
     }
 
     /// True when the output layer shares the token embedding matrix.
@@ -408,32 +460,14 @@ impl Llama {
 
     /// Hidden states (B, T, H) to vocabulary logits (B, T, V) at every position.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        if let (Some((id, q)), Some(w)) = (&self.quant_head, self.lm_head.plain_weight()) {
-            let f32_cpu = !tuna_nn::fallback::off_kernel(hidden);
-            if w.id() == *id && !hidden.track_op() && f32_cpu {
-                return QLinear::new(q.clone(), None)?.forward(hidden);
-            }
-        }
         self.lm_head.forward(hidden)
-    }
-
-    /// Keeps `q`, the output layer in its stored quantised type, for logits that need no
-    /// gradient; used while the output weight stays the tensor it is now.
-    pub fn set_quantised_head(&mut self, q: Arc<QuantMatrix>) -> Result<()> {
-        let w = self.lm_head.weight();
-        match w.tensor() {
-            Some(t) if w.dims2()? == (q.row_count(), q.col_count()) => {
-                self.quant_head = Some((t.id(), q));
-                Ok(())
-            }
-            _ => candle_core::bail!("quantised output layer does not match the model's"),
-        }
     }
 
     /// The log-probability (N,) of each of `targets` as the next token after the hidden states
     /// `hidden` (N, H), and with `entropy` each predicted distribution's entropy (N,, no
     /// gradient). On the CPU with a plain output layer the logits are formed a few rows at a
-    /// time and never kept ([`token_logp`]); otherwise from the full (N, V) logits.
+    /// time and never kept ([`token_logp`], or [`token_logp_stored`] for one kept in its
+    /// stored type); otherwise from the full (N, V) logits.
     pub fn token_logprobs(
         &self,
         hidden: &Tensor,
@@ -444,6 +478,11 @@ impl Llama {
         if let Some(w) = self.lm_head.plain_weight() {
             if token_logp::supported(&hidden, w) {
                 return token_logp::token_logprobs(&hidden, w, targets, entropy);
+            }
+        }
+        if let Some(q) = self.lm_head.plain_stored() {
+            if token_logp_stored::supported(&hidden, q) {
+                return token_logp_stored::token_logprobs(&hidden, q, targets, entropy);
             }
         }
         if tuna_nn::fallback::off_kernel(&hidden) {

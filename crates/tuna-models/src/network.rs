@@ -4,10 +4,10 @@
 
 use crate::bert::Bert;
 use crate::ctx::Ctx;
-use crate::llama::Llama;
+use crate::llama::{Llama, VocabVisitor};
 use candle_core::{Result, Tensor};
 use std::ops::Range;
-use tuna_nn::{LinearVisitor, Sublayer, SublayerHook, Visitor};
+use tuna_nn::{LinearVisitor, Sublayer, SublayerHook, Visitor, Weight};
 
 /// The network of a loaded model.
 pub enum Network {
@@ -41,10 +41,34 @@ impl Network {
         }
     }
 
+    /// Visits the (vocabulary, hidden) weights by key name, tensors or kept in their stored
+    /// type (see [`Llama::vocab_weights`]); encoders keep theirs as tensors and visit none.
+    pub fn vocab_weights(&mut self, f: &mut VocabVisitor) -> Result<()> {
+        match self {
+            Network::Bert(_) => Ok(()),
+            Network::Llama(m) => m.vocab_weights(f),
+        }
+    }
+
     /// Decodes every weight kept quantised into an f32 tensor (before writing a checkpoint, or
     /// training the base weights).
     pub fn dequantise(&mut self) -> Result<()> {
-        self.linears(&mut |_, l| l.dequantise())
+        self.dequantise_where(&|_| true)
+    }
+
+    /// Decodes the weights kept in their stored type whose key name `pick` accepts (the ones a
+    /// method trains, or a file replaces): a stored weight is not a tensor and is not visited.
+    pub fn dequantise_where(&mut self, pick: &dyn Fn(&str) -> bool) -> Result<()> {
+        self.linears(&mut |name, l| match pick(&format!("{name}.weight")) {
+            true => l.dequantise(),
+            false => Ok(()),
+        })?;
+        self.vocab_weights(&mut |name, w| {
+            if w.is_quantised() && pick(name) {
+                *w = Weight::Dense(w.dense()?);
+            }
+            Ok(())
+        })
     }
 
     /// Folds every linear layer's weight delta into its weights.

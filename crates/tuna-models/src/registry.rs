@@ -234,7 +234,8 @@ pub fn set_stored_as_f32(f32: bool) {
     STORED_AS_F32.store(f32, Ordering::Relaxed);
 }
 
-/// Puts each quantised weight into its linear layer in place of the loader's placeholder.
+/// Puts each quantised weight into its linear layer (or the embedding table) in place of the
+/// loader's placeholder.
 fn place_quantised(
     network: &mut Network,
     mut quantised: HashMap<String, Arc<tuna_nn::quant::QuantMatrix>>,
@@ -245,6 +246,12 @@ fn place_quantised(
             None => Ok(()),
         },
     )?;
+    network.vocab_weights(&mut |name, w| {
+        if let Some(q) = quantised.remove(name) {
+            *w = tuna_nn::Weight::Quant(q);
+        }
+        Ok(())
+    })?;
     match quantised.keys().next() {
         Some(k) => Err(Error::Invalid(format!(
             "weight `{k}` kept in its stored type has no linear layer to hold it"
@@ -267,9 +274,6 @@ fn load_gguf_model(path: &Path, device: &Device) -> Result<Model> {
     let vb = VarBuilder::from_tensors(g.tensors, DType::F32, device);
     let mut network = Network::Llama(Llama::load(&g.config, vb)?);
     place_quantised(&mut network, g.quantised)?;
-    if let (Network::Llama(l), Some(q)) = (&mut network, g.quantised_head) {
-        l.set_quantised_head(q)?;
-    }
     finish(
         network,
         g.tokenizer,

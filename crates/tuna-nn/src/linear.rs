@@ -33,6 +33,15 @@ impl Linear {
         }
     }
 
+    /// Builds from a weight of either kind.
+    pub fn from_weight(weight: Weight, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            delta: None,
+        }
+    }
+
     /// Input and output sizes.
     pub fn dims(&self) -> Result<(usize, usize)> {
         let (o, i) = self.weight.dims2()?;
@@ -42,15 +51,16 @@ impl Linear {
     /// Holds the weight in its stored quantised type `q` from now on (the loader's choice for
     /// frozen GGUF weights); `q` must have the weight's shape.
     pub fn set_quantised(&mut self, q: Arc<QuantMatrix>) -> Result<()> {
-        let want = self.weight.dims2()?;
-        if (q.row_count(), q.col_count()) != want {
-            candle_core::bail!(
-                "quantised weight ({}, {}) for a layer of {want:?}",
-                q.row_count(),
-                q.col_count()
-            )
+        self.set_weight(Weight::Quant(q))
+    }
+
+    /// Replaces the weight by `w` of the same shape (either kind).
+    pub fn set_weight(&mut self, w: Weight) -> Result<()> {
+        let (want, got) = (self.weight.dims2()?, w.dims2()?);
+        if got != want {
+            candle_core::bail!("weight {got:?} for a layer of {want:?}")
         }
-        self.weight = Weight::Quant(q);
+        self.weight = w;
         Ok(())
     }
 
@@ -76,6 +86,15 @@ impl Linear {
     pub fn plain_weight(&self) -> Option<&Tensor> {
         match (&self.bias, &self.delta) {
             (None, None) => self.weight.tensor(),
+            _ => None,
+        }
+    }
+
+    /// The stored weight when the layer is a plain product of one kept in its stored type (no
+    /// bias, no delta): what an op fusing the layer with what follows can decode itself.
+    pub fn plain_stored(&self) -> Option<&Arc<QuantMatrix>> {
+        match (&self.bias, &self.delta, &self.weight) {
+            (None, None, Weight::Quant(q)) => Some(q),
             _ => None,
         }
     }

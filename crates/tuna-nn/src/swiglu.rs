@@ -46,6 +46,43 @@ fn bwd_loop(g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &mut [f32]) {
     }
 }
 
+/// `silu(g) * u` for slices of one length, split over the threads.
+pub(crate) fn forward(g: &[f32], u: &[f32]) -> Vec<f32> {
+    let simd = Simd::detect();
+    let mut out = vec![0f32; g.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+        .for_each(|(o, (g, u))| {
+            dispatch!(simd, (), |g: &[f32], u: &[f32], o: &mut [f32]| fwd_loop(
+                g, u, o
+            ))
+        });
+    out
+}
+
+/// The gradients of `g` and `u` for the output's gradient `dy`, split over the threads.
+pub(crate) fn backward(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let simd = Simd::detect();
+    let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
+    dg.par_chunks_mut(CHUNK)
+        .zip(du.par_chunks_mut(CHUNK))
+        .zip(
+            g.par_chunks(CHUNK)
+                .zip(u.par_chunks(CHUNK))
+                .zip(dy.par_chunks(CHUNK)),
+        )
+        .for_each(|((dg, du), ((g, u), dy))| {
+            dispatch!(simd, (), |g: &[f32],
+                                 u: &[f32],
+                                 dy: &[f32],
+                                 dg: &mut [f32],
+                                 du: &mut [f32]| {
+                bwd_loop(g, u, dy, dg, du)
+            })
+        });
+    (dg, du)
+}
+
 /// True when [`swiglu`] can run: CPU f32 tensors of one shape.
 pub fn supported(gate: &Tensor, up: &Tensor) -> bool {
     let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle_core::DType::F32;
@@ -83,15 +120,7 @@ impl CustomOp2 for SwiGlu {
         if g.len() != u.len() {
             candle_core::bail!("{}: shapes differ", self.name())
         }
-        let simd = Simd::detect();
-        let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(o, (g, u))| {
-                dispatch!(simd, (), |g: &[f32], u: &[f32], o: &mut [f32]| fwd_loop(
-                    g, u, o
-                ))
-            });
+        let out = forward(g, u);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -112,24 +141,7 @@ impl CustomOp2 for SwiGlu {
         if g.len() != dy.len() || u.len() != dy.len() {
             candle_core::bail!("{}: gradient shape differs", self.name())
         }
-        let simd = Simd::detect();
-        let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
-        dg.par_chunks_mut(CHUNK)
-            .zip(du.par_chunks_mut(CHUNK))
-            .zip(
-                g.par_chunks(CHUNK)
-                    .zip(u.par_chunks(CHUNK))
-                    .zip(dy.par_chunks(CHUNK)),
-            )
-            .for_each(|((dg, du), ((g, u), dy))| {
-                dispatch!(
-                    simd,
-                    (),
-                    |g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &mut [f32]| {
-                        bwd_loop(g, u, dy, dg, du)
-                    }
-                )
-            });
+        let (dg, du) = backward(g, u, dy);
         let shape = gate.shape();
         Ok((
             Some(Tensor::from_vec(dg, shape, gate.device())?),

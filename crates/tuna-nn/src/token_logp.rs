@@ -9,7 +9,8 @@
 //! the row's upstream gradient `g`, so when the hidden states need a gradient the forward also
 //! keeps `u = (e_t - p) W` (N x H, small) and the backward only scales it. The weight's gradient
 //! (full finetuning, a tied embedding) needs `p` again: the backward recomputes each chunk's
-//! logits for it.
+//! logits for it. An output layer kept in its stored type has its own op with the same chunks
+//! (`token_logp_stored.rs`).
 
 use crate::fast_exp::{exp_shifted, Simd};
 use crate::product::{cpu, cpu_parts, product_to, Mat};
@@ -27,7 +28,7 @@ const SCRATCH_BYTES: usize = 32 << 20;
 /// threads. Each chunk's product reads (and the matrix library packs) the whole output
 /// weight, so chunks are as large as the scratch allows, and sized so that every thread gets
 /// the same number of them.
-fn chunk_rows(n: usize, v: usize, threads: usize) -> usize {
+pub(crate) fn chunk_rows(n: usize, v: usize, threads: usize) -> usize {
     let most = (SCRATCH_BYTES / (v.max(1) * 4)).clamp(16, 128);
     let threads = threads.max(1);
     let rounds = n.div_ceil(threads).div_ceil(most).max(1);
@@ -89,7 +90,12 @@ struct TokenLogp {
 
 /// One chunk's logits in `z` (rows x V, row-major), turned in place into the probabilities;
 /// returns each row's (log p of its target, entropy).
-fn reduce_rows(z: &mut [f32], v: usize, targets: &[u32], entropy: bool) -> Vec<(f32, f32)> {
+pub(crate) fn reduce_rows(
+    z: &mut [f32],
+    v: usize,
+    targets: &[u32],
+    entropy: bool,
+) -> Vec<(f32, f32)> {
     let simd = Simd::detect();
     z.chunks_mut(v)
         .zip(targets)
@@ -106,7 +112,7 @@ fn reduce_rows(z: &mut [f32], v: usize, targets: &[u32], entropy: bool) -> Vec<(
 }
 
 /// Turns probabilities `p` (rows x V) into `e_t - p`.
-fn minus_onehot(p: &mut [f32], v: usize, targets: &[u32]) {
+pub(crate) fn minus_onehot(p: &mut [f32], v: usize, targets: &[u32]) {
     for (row, &t) in p.chunks_mut(v).zip(targets) {
         row.iter_mut().for_each(|s| *s = -*s);
         row[t as usize] += 1.0;

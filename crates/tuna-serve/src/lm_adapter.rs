@@ -74,10 +74,23 @@ fn share_quantised(base: &mut Model, twin: &mut Model) -> Result<usize, Error> {
         }
         Ok(())
     })?;
+    base.network.vocab_weights(&mut |name, w| {
+        if let Weight::Quant(q) = w {
+            held.insert(name.to_string(), q.clone());
+        }
+        Ok(())
+    })?;
     let mut shared = 0;
     twin.network.linears(&mut |name, l| {
         if let (Some(q), true) = (held.get(name), l.weight().is_quantised()) {
             l.set_quantised(q.clone())?;
+            shared += 1;
+        }
+        Ok(())
+    })?;
+    twin.network.vocab_weights(&mut |name, w| {
+        if let (Some(q), true) = (held.get(name), w.is_quantised()) {
+            *w = Weight::Quant(q.clone());
             shared += 1;
         }
         Ok(())

@@ -39,6 +39,7 @@ impl ModelArgs {
         let model = tuna_models::load_model(&path, &device)
             .with_context(|| format!("loading model {}", self.model))?;
         let fp = tuna_train::cache::model_fingerprint(&path)?;
+        tuna_train::alloc::return_freed_memory();
         Ok((model, fp))
     }
 }

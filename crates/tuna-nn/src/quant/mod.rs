@@ -11,6 +11,7 @@
 //! let w = w.unpermute_heads(n_head)?;     // llama.cpp's Q/K row order, as gguf::unpermute
 //! let w = w.permute_rows(&perm)?;         // any row order: new row i = old row perm[i]
 //! w.dequantize()? -> Tensor;              // (rows, cols) f32, decoded as GGML decodes
+//! w.gather_rows(&ids)? -> Vec<f32>;       // rows ids decoded: (ids.len(), cols), a table lookup
 //! w.row_count(); w.col_count(); w.nbytes(); w.dtype();
 //! w.matmul_t(x: &[f32], m)? -> Vec<f32>;  // x (m, cols) W^T: (m, rows)
 //! w.matmul(g: &[f32], m)? -> Vec<f32>;    // g (m, rows) W: (m, cols), the input gradient
@@ -29,11 +30,12 @@
 //! One concept per file: `isa` (which instruction set), `simd` and `simd_x86` (the
 //! 16-lane vector the kernels are written in), `format` (the stored types), `legacy`, `kquant` and `float` (each type's dot
 //! product and decoding), `rows4` (four rows of a 32-weight block type at once), `kernels` (their builds per instruction set), `matrix`
-//! (`QuantMatrix`), `matmul` (the products, one-row case), `panel` (many rows, on `gemm`),
+//! (`QuantMatrix`), `gather` (rows looked up and decoded), `matmul` (the products, one-row case), `panel` (many rows, on `gemm`),
 //! `op` (`QLinear`).
 
 mod float;
 mod format;
+mod gather;
 mod isa;
 mod kernels;
 mod kquant;

@@ -24,12 +24,7 @@ pub fn trainable_names(tm: &mut TaskModel) -> Result<Vec<String>> {
     let trains = tm.method.selector(&tm.model.network);
     // Base weights the method trains are decoded from their stored type first (a quantised
     // weight is frozen by construction and not visited).
-    tm.model
-        .network
-        .linears(&mut |name, l| match trains(&format!("{name}.weight")) {
-            true => l.dequantise(),
-            false => Ok(()),
-        })?;
+    tm.model.network.dequantise_where(&*trains)?;
     let head = tm.head.name.clone();
     let mut names = vec![];
     tm.visit(&mut |name, _| {

@@ -40,12 +40,9 @@ pub fn load_into(
 ) -> Result<()> {
     // Base weights in the file (trained blocks) replace quantised ones: decode those first, as
     // a quantised weight is not a tensor and is not visited.
-    tm.model.network.linears(
-        &mut |name, l| match tensors.contains_key(&format!("{name}.weight")) {
-            true => l.dequantise(),
-            false => Ok(()),
-        },
-    )?;
+    tm.model
+        .network
+        .dequantise_where(&|name| tensors.contains_key(name))?;
     let mut bad = None;
     tm.visit(&mut |name, t| {
         if let Some(v) = tensors.remove(name) {
