@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use tuna_nn::attention::{attention, merge_heads, split_heads};
 use tuna_nn::mask::causal_mask;
-use tuna_nn::swiglu_mlp::StoredMlp;
+use tuna_nn::swiglu_mlp::{self, StoredMlp};
 use tuna_nn::{
     linear, linear_no_bias, Activation, Embedding, Hooks, KvCache, Linear, LinearVisitor, RmsNorm,
     Rotary, Sublayer, SublayerHook, Visitor, Weight,
@@ -190,8 +190,9 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // Training through frozen stored weights: one op that keeps only `x` and forms the
-        // intermediate activations again in the backward.
-        if let Some(mlp) = self.stored().filter(|m| x.track_op() && m.supported(x)) {
+        // intermediate activations again in the backward (unless turned off).
+        let checkpoint = |m: &StoredMlp| x.track_op() && m.supported(x) && swiglu_mlp::recompute();
+        if let Some(mlp) = self.stored().filter(checkpoint) {
             return mlp.forward(x);
         }
         let (gate, up) = (self.gate_proj.forward(x)?, self.up_proj.forward(x)?);

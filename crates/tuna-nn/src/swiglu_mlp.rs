@@ -11,9 +11,24 @@ use crate::gelu::contiguous_f32;
 use crate::quant::QuantMatrix;
 use crate::swiglu;
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const NAME: &str = "tuna-swiglu-mlp";
+
+static RECOMPUTE: AtomicBool = AtomicBool::new(true);
+
+/// Whether models take this op when training through frozen stored feed-forward weights (on
+/// by default: less memory, the two products formed again). `tuna --no-recompute` turns it
+/// off for the process.
+pub fn set_recompute(on: bool) {
+    RECOMPUTE.store(on, Ordering::Relaxed);
+}
+
+/// See [`set_recompute`].
+pub fn recompute() -> bool {
+    RECOMPUTE.load(Ordering::Relaxed)
+}
 
 /// The three stored weights: gate and up (I, H), down (H, I).
 #[derive(Clone)]

@@ -31,6 +31,11 @@ struct Cli {
     /// decoded either way.
     #[arg(long, global = true, env = "TUNA_DTYPE", value_enum, default_value_t = WeightType::Stored)]
     dtype: WeightType,
+    /// When training on a quantised base, keep the frozen feed-forward layers' activations
+    /// instead of forming them again in the backward: faster steps (about 15% on SmolLM2),
+    /// more memory (the default recomputes them).
+    #[arg(long, global = true, env = "TUNA_NO_RECOMPUTE")]
+    no_recompute: bool,
     /// More log output (-v info, -vv debug). An error is one message; with -v and
     /// RUST_BACKTRACE=1 it also shows the backtrace of where it arose.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
@@ -107,6 +112,7 @@ fn main() {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     tuna_models::registry::set_stored_as_f32(cli.dtype == WeightType::F32);
+    tuna_nn::swiglu_mlp::set_recompute(!cli.no_recompute);
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
