@@ -96,14 +96,9 @@ impl CustomOp2 for SwiGluDown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::testing::relative;
     use candle_core::quantized::GgmlDType;
     use candle_core::{Device, Var};
-
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let scale: f32 = b.abs()?.max_all()?.to_scalar()?;
-        let d: f32 = (a - b)?.abs()?.max_all()?.to_scalar()?;
-        Ok(d / scale.max(1e-12))
-    }
 
     /// Output and both input gradients equal the f32 composition `silu(gate) * up` times the
     /// decoded weight's transpose to 1e-4 relative, for (B, T, I) inputs.

@@ -96,14 +96,9 @@ impl CustomOp1 for StoredMlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::testing::relative;
     use candle_core::quantized::GgmlDType;
     use candle_core::Var;
-
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let scale: f32 = b.abs()?.max_all()?.to_scalar()?;
-        let d: f32 = (a - b)?.abs()?.max_all()?.to_scalar()?;
-        Ok(d / scale.max(1e-12))
-    }
 
     /// Output and input gradient equal the f32 composition on the decoded weights to 1e-4
     /// relative, for a (B, T, H) input.

@@ -128,14 +128,9 @@ impl CustomOp1 for StoredTokenLogp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::testing::relative;
     use candle_core::quantized::GgmlDType;
     use candle_core::Var;
-
-    fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
-        let scale: f32 = b.abs()?.max_all()?.to_scalar()?;
-        let d: f32 = (a - b)?.abs()?.max_all()?.to_scalar()?;
-        Ok(d / scale.max(1e-12))
-    }
 
     /// Values, entropies and the hidden states' gradient equal the chunked f32 op's on the
     /// decoded weight (itself checked against the composed ops) to 1e-4 relative, over more

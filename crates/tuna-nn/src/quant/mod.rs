@@ -50,7 +50,7 @@ mod simd;
 mod simd_x86;
 mod split;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use format::QuantType;
 pub use isa::Isa;

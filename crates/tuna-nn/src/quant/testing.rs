@@ -54,3 +54,10 @@ pub(crate) fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
         tol * scale
     );
 }
+
+/// The largest difference of two tensors relative to `b`'s largest magnitude.
+pub(crate) fn relative(a: &Tensor, b: &Tensor) -> Result<f32> {
+    let scale: f32 = b.abs()?.max_all()?.to_scalar()?;
+    let d: f32 = (a - b)?.abs()?.max_all()?.to_scalar()?;
+    Ok(d / scale.max(1e-12))
+}
