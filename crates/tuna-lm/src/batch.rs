@@ -4,7 +4,9 @@
 //! every row in one forward pass; a finished or removed row leaves by `index_select`, and the
 //! leading positions that only padding is left in are dropped. Each row keeps its own settings
 //! and sampling stream (stream 0, as when it runs alone), so greedy rows give the tokens that
-//! [`Generator::generate`] gives them.
+//! [`Generator::generate`] gives them. Rows may come from different adapters of one base model
+//! (each row counts its own virtual tokens): a step then runs on a generator whose layers route
+//! each row to its adapter (`tuna serve`).
 
 use crate::generate::{GenerateConfig, Generation, Generator, StopReason};
 use crate::sampling::Sampler;
@@ -23,6 +25,8 @@ struct BatchRow<K> {
     /// Generated tokens, the last one not yet run through the model.
     tokens: Vec<u32>,
     prompt_len: usize,
+    /// Virtual tokens before the prompt in the row's cache (its adapter's prefix or prompt).
+    virt: usize,
     max_pos: usize,
     stop: Option<StopReason>,
     prefill_seconds: f64,
@@ -95,6 +99,7 @@ impl<K: Copy + PartialEq> DecodeBatch<K> {
             stream: TextStream::new(&cfg.stop_strings),
             tokens: Vec::new(),
             prompt_len: prompt.len(),
+            virt: gen.virtual_len()?,
             max_pos,
             stop: None,
             prefill_seconds: 0.0,
@@ -152,7 +157,8 @@ impl<K: Copy + PartialEq> DecodeBatch<K> {
     }
 
     /// Runs the last token of every row in one forward pass and picks each row's next one; the
-    /// rows that end leave the batch.
+    /// rows that end leave the batch. `gen` is the rows' model, or one that adapts each row as
+    /// its own model does (same tokenizer and cache layout); its virtual tokens are not used.
     pub fn step(&mut self, gen: &Generator) -> Result<Vec<RowEvent<K>>> {
         let b = self.rows.len();
         let Some(mask) = self.mask.take() else {
@@ -164,14 +170,13 @@ impl<K: Copy + PartialEq> DecodeBatch<K> {
             .map(|r| r.tokens[r.tokens.len() - 1])
             .collect();
         let ids = Tensor::from_vec(last, (b, 1), &gen.device)?;
-        let virt = gen.virtual_len()?;
         let mask = Tensor::cat(&[&mask, &Tensor::ones((b, 1), DType::U32, &gen.device)?], 1)?;
         // One row has no padding left (see `leave`): it runs as it would alone.
         (self.ctx.positions, self.ctx.mask) = if b > 1 {
             let pos: Vec<u32> = self
                 .rows
                 .iter()
-                .map(|r| (virt + r.prompt_len + r.tokens.len() - 1) as u32)
+                .map(|r| (r.virt + r.prompt_len + r.tokens.len() - 1) as u32)
                 .collect();
             let pos = Tensor::from_vec(pos, (b, 1), &gen.device)?;
             (Some(pos), Some(mask.clone()))

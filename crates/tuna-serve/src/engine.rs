@@ -7,13 +7,15 @@ use crate::catalog::{Catalog, Entry, Kind};
 use crate::error::ApiError;
 use std::path::{Path, PathBuf};
 use tuna_core::Error;
-use tuna_lm::{stop_token_ids, ChatTemplate, GenerateConfig, Generator, Message};
+use tuna_lm::RowEvent;
+use tuna_lm::{stop_token_ids, ChatTemplate, DecodeBatch, GenerateConfig, Generator, Message};
 use tuna_models::{Model, VirtualTokens};
 use tuna_train::embedder::{embed_texts, EmbedOptions, Embeddings};
 use tuna_train::predict::{Prediction, Predictor};
 use tuna_train::progress::Silent;
 
 use crate::lm_adapter::{share_weights, with_lm_adapter, AdaptedLm};
+use crate::mix::{self, Deltas};
 use crate::request::GenParams;
 
 /// What to generate from.
@@ -44,6 +46,9 @@ struct Served {
     /// The model's chat template, or why there is none (no template, or one that does not
     /// compile), for the error of a chat request.
     template: Result<ChatTemplate, String>,
+    /// Whether its rows decode in the base model's batch, and its layers' deltas there.
+    mixes: bool,
+    deltas: Deltas,
 }
 
 /// Everything the server runs.
@@ -53,6 +58,9 @@ pub struct Engine {
     /// Where the base model was loaded from (each adapter loads its files once more).
     base_path: PathBuf,
     classifiers: Vec<(String, Predictor)>,
+    /// The base once more (its weights shared) that decodes rows of different adapters
+    /// together; made with the first adapter that mixes.
+    mixer: Option<Model>,
 }
 
 impl Engine {
@@ -65,9 +73,12 @@ impl Engine {
                 model,
                 virt: None,
                 template,
+                mixes: true,
+                deltas: Deltas::new(),
             }],
             base_path: path.to_path_buf(),
             classifiers: vec![],
+            mixer: None,
         }
     }
 
@@ -89,13 +100,26 @@ impl Engine {
         let mut twin = tuna_models::load_model(&self.base_path, &base.model.device)?;
         let shared = share_weights(&mut base.model, &mut twin)?;
         tracing::info!(adapter = name, shared, "adapter shares the base weights");
-        let AdaptedLm { model, virt } = with_lm_adapter(twin, &dir)?;
+        let AdaptedLm {
+            mut model,
+            virt,
+            mixes,
+        } = with_lm_adapter(twin, &dir)?;
+        let deltas = mix::deltas(&mut model)?;
+        if mixes && self.mixer.is_none() {
+            let base = &mut self.models[0];
+            let mut mixer = tuna_models::load_model(&self.base_path, &base.model.device)?;
+            share_weights(&mut base.model, &mut mixer)?;
+            self.mixer = Some(mixer);
+        }
         let template = chat_template(&model);
         self.models.push(Served {
             id: id.clone(),
             model,
             virt,
             template,
+            mixes,
+            deltas,
         });
         Ok(id)
     }
@@ -106,6 +130,9 @@ impl Engine {
         match self.models.iter().skip(1).position(|s| s.id == id) {
             Some(i) => {
                 self.models.remove(i + 1);
+                if !self.models.iter().skip(1).any(|s| s.mixes) {
+                    self.mixer = None;
+                }
                 true
             }
             None => false,
@@ -212,6 +239,48 @@ impl Engine {
         let s = self.served(id)?;
         let gen = Generator::new(&s.model).map_err(|e| ApiError::from_model(&e))?;
         Ok(gen.with_virtual_tokens(s.virt.clone()))
+    }
+
+    /// The decoding batch that rows of model `id` join: the base model's for the base and every
+    /// adapter that mixes ([`crate::mix`]), its own for the others.
+    pub fn batch_group(&self, id: &str) -> String {
+        match self.served(id) {
+            Ok(s) if s.mixes => self.models[0].id.clone(),
+            _ => id.to_string(),
+        }
+    }
+
+    /// Advances `batch` by one token, row `i` decoded by model `models[i]`: by that model when
+    /// every row has the same, else by the mixer with each run of rows routed to its adapter.
+    pub fn step<K: Copy + PartialEq>(
+        &mut self,
+        models: &[String],
+        batch: &mut DecodeBatch<K>,
+    ) -> Result<Vec<RowEvent<K>>, ApiError> {
+        let model_err = |e: Error| ApiError::from_model(&e);
+        let runs = mix::runs(models);
+        if runs.len() <= 1 {
+            let id = runs.first().map_or(self.models[0].id.as_str(), |r| r.0);
+            return batch.step(&self.generator(id)?).map_err(model_err);
+        }
+        for (id, _) in &runs {
+            self.served(id)?;
+        }
+        let routes: Vec<(usize, Option<&Deltas>)> = runs
+            .iter()
+            .map(|(id, n)| {
+                let s = self.models.iter().find(|s| s.id == *id);
+                (*n, s.map(|s| &s.deltas).filter(|d| !d.is_empty()))
+            })
+            .collect();
+        let Some(mixer) = self.mixer.as_mut() else {
+            return Err(model_err(Error::Invalid(
+                "rows of several models in one batch, and no mixer".into(),
+            )));
+        };
+        mix::route(mixer, &routes).map_err(model_err)?;
+        let gen = Generator::new(mixer).map_err(model_err)?;
+        batch.step(&gen).map_err(model_err)
     }
 
     /// What [`Generator::generate`] needs of a request's settings `p`, for model `id`.

@@ -20,6 +20,7 @@ pub mod grounding;
 pub mod limits;
 pub mod lm_adapter;
 pub mod metrics;
+pub mod mix;
 pub mod request;
 pub mod response;
 pub mod routes;

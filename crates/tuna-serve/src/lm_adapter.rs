@@ -33,6 +33,8 @@ pub struct AdaptedLm {
     /// The virtual tokens of an adapter that works at the input (prefix or prompt tuning), for
     /// [`tuna_lm::Generator::with_virtual_tokens`]; `None` for the others.
     pub virt: Option<VirtualTokens>,
+    /// Whether its rows decode in the base model's batch ([`crate::mix`]).
+    pub mixes: bool,
 }
 
 /// `model` with the adapter of `path` (a PEFT folder or a run with one) attached, unmerged.
@@ -59,6 +61,7 @@ pub fn with_lm_adapter(model: Model, path: &Path) -> Result<AdaptedLm, Error> {
         None => None,
     };
     Ok(AdaptedLm {
+        mixes: crate::mix::mixes(&tm.method),
         model: tm.model,
         virt,
     })

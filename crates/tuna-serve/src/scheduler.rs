@@ -1,9 +1,11 @@
 //! Continuous batching of generations on the model thread. Every prompt of every generation
-//! request is a row; rows of one served model (the base, or one adapter) decode together in a
-//! [`DecodeBatch`], and each [`Scheduler::step`] advances every model's batch by one token, so
-//! no request waits for another to finish. Between steps, rows whose client went away or whose
-//! time is up leave, and waiting prompts join (prefilled, then merged into their model's batch)
-//! while fewer than `max_rows` decode.
+//! request is a row; rows of the base model and of its adapters that mix ([`crate::mix`]: LoRA,
+//! DoRA, IA3, prefix, prompt) decode together in one [`DecodeBatch`], each row by its own
+//! adapter, and a bottleneck adapter's rows in a batch of their own. Each [`Scheduler::step`]
+//! advances every batch by one token, so no request waits for another to finish. Between
+//! steps, rows whose client went away or whose time is up leave, and waiting prompts join
+//! (prefilled by their own model, then merged into their batch) while fewer than `max_rows`
+//! decode.
 
 use crate::answer::{Answer, Event};
 use crate::engine::Engine;
@@ -46,7 +48,7 @@ impl Request {
 pub struct Scheduler {
     /// By arrival: prompts join in this order.
     requests: BTreeMap<u64, Request>,
-    /// One batch per served model with rows.
+    /// One batch per group of served models with rows ([`Engine::batch_group`]).
     batches: Vec<(String, DecodeBatch<Key>)>,
     next: u64,
     max_rows: usize,
@@ -109,15 +111,17 @@ impl Scheduler {
 
     /// One round: drops the requests whose client went away or whose time is up, lets waiting
     /// prompts join, and advances every batch by one token.
-    pub fn step(&mut self, engine: &Engine, m: &Metrics) {
+    pub fn step(&mut self, engine: &mut Engine, m: &Metrics) {
         self.drop_stopped(m);
         self.join_waiting(engine, m);
         for i in 0..self.batches.len() {
-            let (model, batch) = &mut self.batches[i];
-            let stepped = engine
-                .generator(model)
-                .and_then(|g| batch.step(&g).map_err(|e| ApiError::from_model(&e)));
-            match stepped {
+            let (group, batch) = &mut self.batches[i];
+            let models: Vec<String> = batch
+                .keys()
+                .iter()
+                .map(|(n, _)| self.requests.get(n).map_or(&*group, |r| &r.model).clone())
+                .collect();
+            match engine.step(&models, batch) {
                 Ok(events) => {
                     m.decode_steps.fetch_add(1, Relaxed);
                     for e in events {
@@ -179,7 +183,7 @@ impl Scheduler {
                 let model = r.model.clone();
                 let joined = engine.generate_config(&model, &r.params).and_then(|cfg| {
                     let g = engine.generator(&model)?;
-                    let batch = self.batch(&model);
+                    let batch = self.batch(&engine.batch_group(&model));
                     batch
                         .join(&g, (n, index), &ids, &cfg)
                         .map_err(|e| ApiError::from_model(&e))

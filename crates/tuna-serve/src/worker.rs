@@ -152,7 +152,7 @@ fn work(mut engine: Engine, mut rx: mpsc::Receiver<Queued>, mut s: Scheduler, m:
         if s.is_idle() {
             continue;
         }
-        if catch_unwind(AssertUnwindSafe(|| s.step(&engine, m))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| s.step(&mut engine, m))).is_err() {
             tracing::error!("a decoding step panicked in the model; its clients got an error");
             s.fail_all(ApiError::internal(
                 "the model failed on this request (see the server's log)",

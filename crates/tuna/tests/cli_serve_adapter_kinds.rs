@@ -1,14 +1,16 @@
 //! Every adapter kind on a causal LM, served per request: runs of each method on a tiny Llama
 //! (LoRA, DoRA, IA3, bottleneck adapters, prefix tuning, soft prompt tuning) are attached
 //! unmerged to one `tuna serve`, and each one's greedy completion equals `tuna generate
-//! --adapter RUN` token for token and differs from the base's.
+//! --adapter RUN` token for token and differs from the base's, alone and with requests for all
+//! the others in flight (the kinds that mix decoding in one batch with the base).
 
 mod common;
 use common::data::write_sms;
-use common::server::{lm_setup, Server};
+use common::server::{lm_setup, request, Server};
 use common::{ok, tuna};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::{Arc, Barrier};
 
 const METHODS: [&str; 6] = ["lora", "dora", "ia3", "adapter", "prefix", "prompt"];
 
@@ -51,10 +53,18 @@ fn generated(d: &Path, extra: &[&str]) -> Value {
 
 /// The server's greedy tokens for the same completion by `model`.
 fn served(s: &Server, model: &str) -> Value {
-    let r = s.post(
+    served_at(&s.addr, model)
+}
+
+fn served_at(addr: &str, model: &str) -> Value {
+    let body = json!({"model": model, "prompt": "the film", "max_tokens": 8, "temperature": 0,
+        "ignore_eos": true, "return_token_ids": true});
+    let r = request(
+        addr,
+        "POST",
         "/v1/completions",
-        &json!({"model": model, "prompt": "the film", "max_tokens": 8, "temperature": 0,
-            "ignore_eos": true, "return_token_ids": true}),
+        Some(body.to_string().as_bytes()),
+        None,
     );
     assert_eq!(r.status, 200, "{model}: {}", r.body);
     r.json()["choices"][0]["token_ids"].clone()
@@ -74,6 +84,7 @@ fn every_adapter_kind_is_served_per_request_as_tuna_generate_runs_it() {
     let s = Server::start(d, &flags);
     let base = served(&s, "lm");
     assert_eq!(base, generated(d, &[]));
+    let mut wants = Vec::new();
     for m in METHODS {
         let want = generated(d, &["--adapter", m]);
         assert_eq!(served(&s, &format!("lm:{m}")), want, "{m}");
@@ -81,5 +92,27 @@ fn every_adapter_kind_is_served_per_request_as_tuna_generate_runs_it() {
             // Random virtual tokens change the continuation (the others barely train here).
             assert_ne!(want, base, "{m}: the adapter changes nothing");
         }
+        wants.push(want);
+    }
+    // All at once, twice each: the base and the kinds that mix decode in one batch, each row
+    // by its own adapter, and every answer is still the one it gets alone.
+    let models: Vec<String> = std::iter::once("lm".to_string())
+        .chain(METHODS.iter().map(|m| format!("lm:{m}")))
+        .flat_map(|m| [m.clone(), m])
+        .collect();
+    let go = Arc::new(Barrier::new(models.len()));
+    let threads: Vec<_> = models
+        .iter()
+        .map(|model| {
+            let (go, addr, model) = (go.clone(), s.addr.clone(), model.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                served_at(&addr, &model)
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let want = if i < 2 { &base } else { &wants[i / 2 - 1] };
+        assert_eq!(&t.join().unwrap(), want, "{} among the others", models[i]);
     }
 }
