@@ -9,6 +9,9 @@ use crate::visit::Visitor;
 use crate::weight::Weight;
 use candle_core::{Result, Tensor};
 
+/// A run of rows: its first row, its length, and its delta (none: passed through).
+type Span<'a> = (usize, usize, Option<&'a dyn WeightDelta>);
+
 /// Runs of rows, each adapted by its own delta (or passed through).
 #[derive(Debug, Clone)]
 pub struct RoutedDelta {
@@ -23,7 +26,7 @@ impl RoutedDelta {
     }
 
     /// Each run as (first row, rows, delta), checked against the `n` rows of an input.
-    fn spans(&self, n: usize) -> Result<Vec<(usize, usize, Option<&dyn WeightDelta>)>> {
+    fn spans(&self, n: usize) -> Result<Vec<Span<'_>>> {
         let mut start = 0;
         let spans = self
             .runs
