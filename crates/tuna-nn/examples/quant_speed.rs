@@ -7,6 +7,8 @@
 //! against candle's f32 matmul. `QUANT_SPEED_TYPES=Q4_0,Q8_0` picks types,
 //! `QUANT_SPEED_ISA=avx2` (or `portable`) the kernels' instruction set;
 //! `QUANT_SPEED_ONE_ROW=1` times only the one-row products at 1 thread.
+//! `QUANT_SPEED_FEW_ROWS=N` times only the N-row product (sequences decoded in one batch)
+//! against N one-row products on the same weight, at 1 thread, and prints the speed-up.
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Result, Tensor};
@@ -147,6 +149,40 @@ fn many_rows(rows: usize, cols: usize, m: usize) -> Result<()> {
     Ok(())
 }
 
+/// The row count `QUANT_SPEED_FEW_ROWS` names, if set.
+fn few_rows_count() -> Option<usize> {
+    let n = std::env::var("QUANT_SPEED_FEW_ROWS").ok()?;
+    Some(n.parse().expect("QUANT_SPEED_FEW_ROWS: a row count"))
+}
+
+/// The `m`-row product of a (rows, cols) weight of type `dtype` against `m` one-row products
+/// of the same inputs, at 1 thread.
+fn few_rows(rows: usize, cols: usize, dtype: GgmlDType, m: usize) -> Result<()> {
+    let dev = Device::Cpu;
+    let wf = (Tensor::randn(0f32, 1.0, (rows, cols), &dev)? * 0.02)?;
+    let xv: Vec<f32> = Tensor::randn(0f32, 1.0, (m, cols), &dev)?
+        .flatten_all()?
+        .to_vec1()?;
+    let w = QuantMatrix::quantize(&wf, dtype)?;
+    let p = pool(1);
+    let together = p.install(|| time(|| w.matmul_t_on(isa(), &xv, m).map(|_| ())))?;
+    let apart = p.install(|| {
+        time(|| {
+            for xj in xv.chunks(cols) {
+                w.matmul_t_on(isa(), xj, 1)?;
+            }
+            Ok(())
+        })
+    })?;
+    println!(
+        "  m={m:<2} ({rows:>5}, {cols:>4}) {dtype:<6?} {m} rows {:8.1} us  {m} x 1 row {:8.1} us  {:5.2}x",
+        together * 1e6,
+        apart * 1e6,
+        apart / together
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     tuna_core::threads::one_pool();
     println!(
@@ -154,6 +190,14 @@ fn main() -> Result<()> {
         isa().name(),
         Isa::available()
     );
+    if let Some(m) = few_rows_count() {
+        println!("{m} input rows at once against {m} one-row products, 1 thread (speed-up)");
+        let shapes = [(576, 576), (192, 576), (1536, 576), (576, 1536)];
+        for (rows, cols) in shapes {
+            few_rows(rows, cols, GgmlDType::Q4_1, m)?;
+        }
+        return few_rows(49152, 576, GgmlDType::Q8_0, m);
+    }
     println!("one input row (decoding): time, weight bytes read per second, speed-up over f32");
     for (rows, cols) in [(576, 1536), (1536, 576), (49152, 576)] {
         one_row(rows, cols)?;

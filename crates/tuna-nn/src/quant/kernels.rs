@@ -2,6 +2,8 @@
 //! stored type, and the dispatch to them:
 //!
 //! - `dot_rows`: one f32 input row times a band of stored rows (the one-row product);
+//! - `dot_rows_inputs`: a few input rows times a band of stored rows (`dot_rows` for each,
+//!   with each block of the 32-weight types decoded once per four inputs);
 //! - `decode`: whole blocks to f32 (the panels the many-row products hand to `gemm`).
 //!
 //! The generic bodies are `#[inline(always)]` into functions carrying
@@ -13,6 +15,7 @@ use super::format::{Format, QuantType};
 use super::isa::Isa;
 use super::kquant::{Q4K, Q5K, Q6K};
 use super::legacy::{Q4_0, Q4_1, Q8_0};
+use super::rows4::{dot4_inputs, Block32};
 use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86::{Avx2, Avx512};
@@ -51,30 +54,91 @@ fn dot_rows_body<F: Format, S: Simd>(
     }
 }
 
-/// Generates the three builds of a generic kernel body: `$avx512`, `$avx2` (x86-64 only,
-/// `unsafe`: the caller checks the CPU) and `$portable`.
+/// `dot_rows_body` for several input rows on a 32-weight block type: `x` holds the inputs one
+/// after another, `sums` their group sums likewise, and `y` their products with the rows,
+/// one run of row-count values per input. The inputs go four at a time through
+/// `rows4::dot4_inputs` and the rows left over one at a time through `dot_row`, so every
+/// input gets the numbers `dot_rows_body` gives it alone.
+#[inline(always)]
+fn dot_rows_inputs_body<B: Block32, S: Simd>(
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    y: &mut [f32],
+) {
+    let n = rows.len() / row_bytes;
+    let inputs = y.len() / n;
+    let (k, kb) = (x.len() / inputs, sums.len() / inputs);
+    let groups = (x.chunks(4 * k).zip(sums.chunks(4 * kb))).zip(y.chunks_mut(4 * n));
+    for ((xg, sg), yg) in groups {
+        let rows = (rows, row_bytes);
+        match yg.len() / n {
+            1 => inputs_group::<B, S, 1>(rows, (xg, sg), yg),
+            2 => inputs_group::<B, S, 2>(rows, (xg, sg), yg),
+            3 => inputs_group::<B, S, 3>(rows, (xg, sg), yg),
+            _ => inputs_group::<B, S, 4>(rows, (xg, sg), yg),
+        }
+    }
+}
+
+/// `dot_rows_inputs_body` for exactly `R` inputs (1 to 4), laid out as there.
+#[inline(always)]
+fn inputs_group<B: Block32, S: Simd, const R: usize>(
+    (rows, row_bytes): (&[u8], usize),
+    (x, sums): (&[f32], &[f32]),
+    y: &mut [f32],
+) {
+    let n = rows.len() / row_bytes;
+    let (k, kb) = (x.len() / R, sums.len() / R);
+    let (mut xs, mut ss) = ([x; R], [sums; R]);
+    for (r, (xr, sr)) in xs.iter_mut().zip(ss.iter_mut()).enumerate() {
+        *xr = &x[r * k..(r + 1) * k];
+        *sr = &sums[r * kb..(r + 1) * kb];
+    }
+    let quads = rows.chunks_exact(4 * row_bytes);
+    let rest = quads.remainder();
+    for (q, quad) in quads.enumerate() {
+        let (a, b) = quad.split_at(2 * row_bytes);
+        let (r0, r1) = a.split_at(row_bytes);
+        let (r2, r3) = b.split_at(row_bytes);
+        let t = dot4_inputs::<B, S, R>([r0, r1, r2, r3], xs, ss);
+        for (yr, tr) in y.chunks_exact_mut(n).zip(&t) {
+            yr[4 * q..4 * q + 4].copy_from_slice(tr);
+        }
+    }
+    let first_rest = n - rest.len() / row_bytes;
+    for (i, row) in rest.chunks_exact(row_bytes).enumerate() {
+        for (yr, (xr, sr)) in y.chunks_exact_mut(n).zip(xs.iter().zip(&ss)) {
+            yr[first_rest + i] = B::dot_row::<S>(row, xr, sr);
+        }
+    }
+}
+
+/// Generates the three builds of a generic kernel body over `F: $bound`: `$avx512`, `$avx2`
+/// (x86-64 only, `unsafe`: the caller checks the CPU) and `$portable`.
 macro_rules! builds {
-    ($body:ident, $avx512:ident, $avx2:ident, $portable:ident,
+    ($bound:ident; $body:ident, $avx512:ident, $avx2:ident, $portable:ident,
      ($($arg:ident: $ty:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-        unsafe fn $avx512<F: Format>($($arg: $ty),*) {
+        unsafe fn $avx512<F: $bound>($($arg: $ty),*) {
             $body::<F, Avx512>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $avx2<F: Format>($($arg: $ty),*) {
+        unsafe fn $avx2<F: $bound>($($arg: $ty),*) {
             $body::<F, Avx2>($($arg),*)
         }
 
-        fn $portable<F: Format>($($arg: $ty),*) {
+        fn $portable<F: $bound>($($arg: $ty),*) {
             $body::<F, Portable>($($arg),*)
         }
     };
 }
 
-builds!(dot_rows_body, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
+builds!(Format; dot_rows_body, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
     (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
 
 /// `F::decode` on vector type `S`.
@@ -83,7 +147,11 @@ fn decode_body<F: Format, S: Simd>(blocks: &[u8], out: &mut [f32]) {
     F::decode::<S>(blocks, out)
 }
 
-builds!(decode_body, decode_avx512, decode_avx2, decode_portable,
+builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_avx512, dot_rows_inputs_avx2,
+    dot_rows_inputs_portable,
+    (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
+
+builds!(Format; decode_body, decode_avx512, decode_avx2, decode_portable,
     (blocks: &[u8], out: &mut [f32]));
 
 /// Runs `$run::<F>` with `F` the format of `$ty`.
@@ -125,6 +193,30 @@ fn dot_rows_on<F: Format>(
     dot_rows_portable::<F>(rows, row_bytes, x, sums, y)
 }
 
+/// The build of `dot_rows_inputs` for `isa` (the portable one where the CPU lacks `isa`).
+fn dot_rows_inputs_on<B: Block32>(
+    isa: Isa,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.supported() {
+        match isa {
+            // SAFETY: the CPU has the features these builds were compiled for (checked above).
+            Isa::Avx512 => {
+                return unsafe { dot_rows_inputs_avx512::<B>(rows, row_bytes, x, sums, y) }
+            }
+            Isa::Avx2 => return unsafe { dot_rows_inputs_avx2::<B>(rows, row_bytes, x, sums, y) },
+            Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    dot_rows_inputs_portable::<B>(rows, row_bytes, x, sums, y)
+}
+
 /// The build of `decode` for `isa` (the portable one where the CPU lacks `isa`).
 fn decode_on<F: Format>(isa: Isa, blocks: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -151,6 +243,34 @@ pub(crate) fn dot_rows(
     y: &mut [f32],
 ) {
     with_format!(ty, dot_rows_on(isa, rows, row_bytes, x, sums, y))
+}
+
+/// `dot_rows` for several input rows: `x` holds them one after another, `sums` their group
+/// sums likewise (empty for float types), and `y` their products with the stored rows, one
+/// run of row-count values per input. Each input's run is bit for bit what `dot_rows` gives
+/// for it alone; the 32-weight block types decode each block once per four inputs, the
+/// other types run `dot_rows` for each input.
+pub(crate) fn dot_rows_inputs(
+    isa: Isa,
+    ty: QuantType,
+    (rows, row_bytes): (&[u8], usize),
+    x: &[f32],
+    sums: &[f32],
+    y: &mut [f32],
+) {
+    match ty {
+        QuantType::Q4_0 => dot_rows_inputs_on::<Q4_0>(isa, rows, row_bytes, x, sums, y),
+        QuantType::Q4_1 => dot_rows_inputs_on::<Q4_1>(isa, rows, row_bytes, x, sums, y),
+        QuantType::Q8_0 => dot_rows_inputs_on::<Q8_0>(isa, rows, row_bytes, x, sums, y),
+        _ => {
+            let inputs = y.len() / (rows.len() / row_bytes);
+            let (k, kb) = (x.len() / inputs, sums.len() / inputs);
+            for (j, yj) in y.chunks_mut(y.len() / inputs).enumerate() {
+                let (xj, sj) = (&x[j * k..(j + 1) * k], &sums[j * kb..(j + 1) * kb]);
+                dot_rows(isa, ty, (rows, row_bytes), xj, sj, yj);
+            }
+        }
+    }
 }
 
 /// Decodes the whole blocks of type `ty` in `blocks` into `out` (one f32 per weight).

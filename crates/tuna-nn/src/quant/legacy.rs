@@ -40,9 +40,8 @@ impl Block32 for Q4_0 {
     const CORR: bool = true;
 
     #[inline(always)]
-    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
-        let (lo, hi) = S::from_nibbles(bytes16(b, 2));
-        hi.madd(x1, lo.mul(x0))
+    fn ints<S: Simd>(b: &[u8]) -> (S, S) {
+        S::from_nibbles(bytes16(b, 2))
     }
 
     #[inline(always)]
@@ -55,9 +54,8 @@ impl Block32 for Q4_1 {
     const CORR: bool = true;
 
     #[inline(always)]
-    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
-        let (lo, hi) = S::from_nibbles(bytes16(b, 4));
-        hi.madd(x1, lo.mul(x0))
+    fn ints<S: Simd>(b: &[u8]) -> (S, S) {
+        S::from_nibbles(bytes16(b, 4))
     }
 
     /// The minimums, four in one conversion.
@@ -76,9 +74,8 @@ impl Block32 for Q8_0 {
     const CORR: bool = false;
 
     #[inline(always)]
-    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
-        let (lo, hi) = (S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
-        hi.madd(x1, lo.mul(x0))
+    fn ints<S: Simd>(b: &[u8]) -> (S, S) {
+        (S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)))
     }
 
     #[inline(always)]

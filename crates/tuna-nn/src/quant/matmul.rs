@@ -5,8 +5,9 @@
 //! the stored bytes directly: each thread takes a band of rows and decodes its blocks in
 //! registers as it goes (`kernels::dot_rows`); a 4-bit weight is read in an eighth of the
 //! time of an f32 one. A few rows (sequences decoded together) run on the stored bytes too,
-//! each group of weight rows read once for all of them, and each output row equal bit for bit
-//! to the one-row product of its input. More rows go through decoded tiles and `gemm`
+//! each group of weight rows read once for all of them (and each block of the 32-weight types
+//! decoded once per four of them), and each output row equal bit for bit to the one-row
+//! product of its input. More rows go through decoded tiles and `gemm`
 //! (`panel.rs`).
 
 use super::isa::Isa;
@@ -102,23 +103,16 @@ impl QuantMatrix {
     }
 
     /// `x W^T` for a few input rows: the bands of `one_row`, each cut in groups of
-    /// `SUB_BAND` weight rows that are dotted with every input row in turn while in cache.
-    /// The kernel sees each input row with the rows `one_row` gives it, so every output row
-    /// is that input's one-row product exactly (a sequence decoded in a batch gets the
-    /// numbers it gets alone).
+    /// `SUB_BAND` weight rows that are dotted with every input row while in cache
+    /// (`kernels::dot_rows_inputs`: the 32-weight block types decode each block once per four
+    /// inputs). The kernel sees each input row with the rows `one_row` gives it and takes the
+    /// same steps, so every output row is that input's one-row product exactly (a sequence
+    /// decoded in a batch gets the numbers it gets alone).
     fn few_rows(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
         let (ty, rb) = (self.quant_type(), self.row_bytes());
-        let (n, k) = (self.row_count(), self.col_count());
-        let sums: Vec<Vec<f32>> = x
-            .chunks(k)
-            .map(|xj| {
-                if ty.is_float() {
-                    Vec::new()
-                } else {
-                    sums32(xj)
-                }
-            })
-            .collect();
+        let n = self.row_count();
+        // Each row's group sums, one row after another (a row is whole groups of 32).
+        let sums = if ty.is_float() { Vec::new() } else { sums32(x) };
         let threads = rayon::current_num_threads();
         let band = n.div_ceil(4 * threads).max(MIN_BAND);
         // Band i's products, (m, rows of the band).
@@ -126,12 +120,14 @@ impl QuantMatrix {
             let r0 = i * band;
             let len = band.min(n - r0);
             let mut out = vec![0f32; m * len];
+            let mut group = vec![0f32; m * SUB_BAND];
             for s0 in (0..len).step_by(SUB_BAND) {
                 let s = SUB_BAND.min(len - s0);
                 let rows = &self.bytes()[(r0 + s0) * rb..(r0 + s0 + s) * rb];
-                for (j, (xj, sj)) in x.chunks(k).zip(&sums).enumerate() {
-                    let yj = &mut out[j * len + s0..j * len + s0 + s];
-                    kernels::dot_rows(isa, ty, (rows, rb), xj, sj, yj);
+                let ys = &mut group[..m * s];
+                kernels::dot_rows_inputs(isa, ty, (rows, rb), x, &sums, ys);
+                for (j, yj) in ys.chunks(s).enumerate() {
+                    out[j * len + s0..j * len + s0 + s].copy_from_slice(yj);
                 }
             }
             out
@@ -267,11 +263,13 @@ mod tests {
         Ok(())
     }
 
-    /// Each row of a few-row product is the one-row product of its input, bit for bit, on
-    /// one thread and on three (a weight of 301 rows: uneven bands and a tail of one row).
+    /// Each row of a few-row product is the one-row product of its input, bit for bit, for
+    /// 2 to 16 rows (whole groups of four inputs and not), on every instruction set this CPU
+    /// has, on one thread and on three (a weight of 301 rows: uneven bands and a tail of one
+    /// row).
     #[test]
     fn few_rows_equal_their_one_row_products() -> Result<()> {
-        let (n, k, m) = (301, 512, 5);
+        let (n, k) = (301, 512);
         for threads in [1, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -279,11 +277,17 @@ mod tests {
                 .unwrap();
             for dtype in QuantType::ALL {
                 let w = QuantMatrix::quantize(&weights(n, k, 7)?, dtype.ggml())?;
-                let x = normal(m * k, 8);
-                let y = pool.install(|| w.matmul_t(&x, m))?;
-                for (j, xj) in x.chunks(k).enumerate() {
-                    let alone = pool.install(|| w.matmul_t(xj, 1))?;
-                    assert_eq!(&y[j * n..(j + 1) * n], &alone[..], "{dtype:?} row {j}");
+                for (m, isa) in [2, 3, 4, 5, 8, 16]
+                    .into_iter()
+                    .flat_map(|m| Isa::available().into_iter().map(move |isa| (m, isa)))
+                {
+                    let x = normal(m * k, 8 + m as u64);
+                    let y = pool.install(|| w.matmul_t_on(isa, &x, m))?;
+                    for (j, xj) in x.chunks(k).enumerate() {
+                        let alone = pool.install(|| w.matmul_t_on(isa, xj, 1))?;
+                        let what = format!("{dtype:?} m={m} {} row {j}", isa.name());
+                        assert_eq!(&y[j * n..(j + 1) * n], &alone[..], "{what}");
+                    }
                 }
             }
         }
