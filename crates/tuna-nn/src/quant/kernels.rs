@@ -116,9 +116,10 @@ fn inputs_group<B: Block32, S: Simd, const R: usize>(
 }
 
 /// Generates the three builds of a generic kernel body over `F: $bound`: `$avx512`, `$avx2`
-/// (x86-64 only, `unsafe`: the caller checks the CPU) and `$portable`.
+/// (x86-64 only, `unsafe`: the caller checks the CPU) and `$portable`, and `$on`, which runs
+/// the build for an `Isa` (the portable one where the CPU lacks it).
 macro_rules! builds {
-    ($bound:ident; $body:ident, $avx512:ident, $avx2:ident, $portable:ident,
+    ($bound:ident; $body:ident, $on:ident, $avx512:ident, $avx2:ident, $portable:ident,
      ($($arg:ident: $ty:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
@@ -135,10 +136,25 @@ macro_rules! builds {
         fn $portable<F: $bound>($($arg: $ty),*) {
             $body::<F, Portable>($($arg),*)
         }
+
+        fn $on<F: $bound>(isa: Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if isa.supported() {
+                match isa {
+                    // SAFETY: the CPU has the features these builds were compiled for
+                    // (checked above).
+                    Isa::Avx512 => return unsafe { $avx512::<F>($($arg),*) },
+                    Isa::Avx2 => return unsafe { $avx2::<F>($($arg),*) },
+                    Isa::Portable => {}
+                }
+            }
+            let _ = isa;
+            $portable::<F>($($arg),*)
+        }
     };
 }
 
-builds!(Format; dot_rows_body, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
+builds!(Format; dot_rows_body, dot_rows_on, dot_rows_avx512, dot_rows_avx2, dot_rows_portable,
     (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
 
 /// `F::decode` on vector type `S`.
@@ -147,11 +163,11 @@ fn decode_body<F: Format, S: Simd>(blocks: &[u8], out: &mut [f32]) {
     F::decode::<S>(blocks, out)
 }
 
-builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_avx512, dot_rows_inputs_avx2,
+builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_on, dot_rows_inputs_avx512, dot_rows_inputs_avx2,
     dot_rows_inputs_portable,
     (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
 
-builds!(Format; decode_body, decode_avx512, decode_avx2, decode_portable,
+builds!(Format; decode_body, decode_on, decode_avx512, decode_avx2, decode_portable,
     (blocks: &[u8], out: &mut [f32]));
 
 /// Runs `$run::<F>` with `F` the format of `$ty`.
@@ -169,67 +185,6 @@ macro_rules! with_format {
             QuantType::F32 => $run::<F32>($($arg),*),
         }
     };
-}
-
-/// The build of `dot_rows` for `isa` (the portable one where the CPU lacks `isa`).
-fn dot_rows_on<F: Format>(
-    isa: Isa,
-    rows: &[u8],
-    row_bytes: usize,
-    x: &[f32],
-    sums: &[f32],
-    y: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if isa.supported() {
-        match isa {
-            // SAFETY: the CPU has the features these builds were compiled for (checked above).
-            Isa::Avx512 => return unsafe { dot_rows_avx512::<F>(rows, row_bytes, x, sums, y) },
-            Isa::Avx2 => return unsafe { dot_rows_avx2::<F>(rows, row_bytes, x, sums, y) },
-            Isa::Portable => {}
-        }
-    }
-    let _ = isa;
-    dot_rows_portable::<F>(rows, row_bytes, x, sums, y)
-}
-
-/// The build of `dot_rows_inputs` for `isa` (the portable one where the CPU lacks `isa`).
-fn dot_rows_inputs_on<B: Block32>(
-    isa: Isa,
-    rows: &[u8],
-    row_bytes: usize,
-    x: &[f32],
-    sums: &[f32],
-    y: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if isa.supported() {
-        match isa {
-            // SAFETY: the CPU has the features these builds were compiled for (checked above).
-            Isa::Avx512 => {
-                return unsafe { dot_rows_inputs_avx512::<B>(rows, row_bytes, x, sums, y) }
-            }
-            Isa::Avx2 => return unsafe { dot_rows_inputs_avx2::<B>(rows, row_bytes, x, sums, y) },
-            Isa::Portable => {}
-        }
-    }
-    let _ = isa;
-    dot_rows_inputs_portable::<B>(rows, row_bytes, x, sums, y)
-}
-
-/// The build of `decode` for `isa` (the portable one where the CPU lacks `isa`).
-fn decode_on<F: Format>(isa: Isa, blocks: &[u8], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa.supported() {
-        match isa {
-            // SAFETY: the CPU has the features these builds were compiled for (checked above).
-            Isa::Avx512 => return unsafe { decode_avx512::<F>(blocks, out) },
-            Isa::Avx2 => return unsafe { decode_avx2::<F>(blocks, out) },
-            Isa::Portable => {}
-        }
-    }
-    let _ = isa;
-    decode_portable::<F>(blocks, out)
 }
 
 /// `y[i] = x · row i` for consecutive stored rows of type `ty` (`row_bytes` each); `sums`
