@@ -1,6 +1,6 @@
 //! Scaled dot-product attention and the head split/merge around it.
 
-use crate::{attention_op, fallback, ops};
+use crate::{attention_op, fallback, grouped_attention, ops};
 use candle_core::{Result, Tensor};
 
 /// (B, T, H*D) -> (B, H, T, D): contiguous, or a strided view when `x` takes part in a
@@ -46,6 +46,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> R
     }
     if tracked && fallback::off_kernel(q) {
         fallback::note("tuna-attention", q, "candle's products and softmax");
+    }
+    if !tracked {
+        if let Some(out) = grouped_attention::attention(q, k, v, mask)? {
+            return Ok(out);
+        }
     }
     let rep = q.dim(1)? / k.dim(1)?.max(1);
     let (q, k, v) = (

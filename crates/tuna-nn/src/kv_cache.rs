@@ -1,12 +1,80 @@
 //! Key/value cache for incremental decoding: each layer's keys and values of the positions seen
 //! so far, so a new token attends to them without recomputing them.
+//!
+//! Each layer's keys and values live in buffers with room for more positions than are
+//! cached: a new token is written in place and the cached positions are handed out as a view,
+//! so a decoding step copies only its own token's keys and values, not the whole cache (the
+//! buffers grow by doubling). Rows joining or leaving a batch rebuild the buffers.
 
 use candle_core::{Result, Tensor};
+
+/// Positions a buffer has room for: a multiple of this.
+const ROOM: usize = 64;
+
+/// One layer's buffers (B, kv heads, room, head dim) and how many positions they hold.
+#[derive(Debug)]
+struct Layer {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl Layer {
+    /// The cached positions (views of the buffers).
+    fn live(&self) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
+    }
+
+    /// A layer holding exactly `k` and `v` (copied where they are views).
+    fn exact(k: Tensor, v: Tensor) -> Result<Self> {
+        let len = k.dim(2)?;
+        Ok(Self {
+            k: k.contiguous()?,
+            v: v.contiguous()?,
+            len,
+        })
+    }
+
+    /// Makes room for `n` more positions, moving the cached ones to larger buffers if needed.
+    fn reserve(&mut self, n: usize) -> Result<()> {
+        let (room, need) = (self.k.dim(2)?, self.len + n);
+        if need <= room && self.k.is_contiguous() && self.v.is_contiguous() {
+            return Ok(());
+        }
+        let room = need.max(2 * room).next_multiple_of(ROOM);
+        let (k, v) = self.live()?;
+        self.k = with_room(&k, room)?;
+        self.v = with_room(&v, room)?;
+        Ok(())
+    }
+}
+
+impl Clone for Layer {
+    /// A copy with buffers of its own (appending writes the buffers in place).
+    fn clone(&self) -> Self {
+        let copy = || -> Result<Self> {
+            let (k, v) = self.live()?;
+            Self::exact(k.copy()?, v.copy()?)
+        };
+        copy().expect("copying a key/value cache")
+    }
+}
+
+/// `t` (B, H, T, D) at the front of zeroed buffer of `room` positions.
+fn with_room(t: &Tensor, room: usize) -> Result<Tensor> {
+    let (b, h, _, d) = t.dims4()?;
+    let buf = Tensor::zeros((b, h, room, d), t.dtype(), t.device())?;
+    buf.slice_set(&t.contiguous()?, 2, 0)?;
+    Ok(buf)
+}
 
 /// Per layer, the cached keys and values (B, kv heads, T, head dim).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<Layer>>,
 }
 
 impl KvCache {
@@ -20,7 +88,7 @@ impl KvCache {
     /// Number of cached positions (0 when empty).
     pub fn len(&self) -> Result<usize> {
         match self.layers.first() {
-            Some(Some((k, _))) => k.dim(2),
+            Some(Some(l)) => Ok(l.len),
             _ => Ok(0),
         }
     }
@@ -36,20 +104,44 @@ impl KvCache {
         if i >= self.layers.len() {
             candle_core::bail!("kv cache has {} layers, got layer {i}", self.layers.len());
         }
-        let (k, v) = match &self.layers[i] {
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-            None => (k.clone(), v.clone()),
+        let n = k.dim(2)?;
+        let layer = match self.layers[i].take() {
+            Some(mut l) => {
+                l.reserve(n)?;
+                l.k.slice_set(&k.contiguous()?, 2, l.len)?;
+                l.v.slice_set(&v.contiguous()?, 2, l.len)?;
+                l.len += n;
+                l
+            }
+            None => {
+                let room = n.max(1).next_multiple_of(ROOM);
+                Layer {
+                    k: with_room(k, room)?,
+                    v: with_room(v, room)?,
+                    len: n,
+                }
+            }
         };
-        self.layers[i] = Some((k.clone(), v.clone()));
-        Ok((k, v))
+        let live = layer.live()?;
+        self.layers[i] = Some(layer);
+        Ok(live)
     }
 
     /// Forgets every position from `len` on (a conversation that changed after them).
     pub fn truncate(&mut self, len: usize) -> Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            let keep = len.min(k.dim(2)?);
-            *k = k.narrow(2, 0, keep)?;
-            *v = v.narrow(2, 0, keep)?;
+        for l in self.layers.iter_mut().flatten() {
+            l.len = l.len.min(len);
+        }
+        Ok(())
+    }
+
+    /// Replaces every layer's cached keys and values by `f` of them.
+    fn rebuild(&mut self, f: impl Fn(Tensor) -> Result<Tensor>) -> Result<()> {
+        for slot in self.layers.iter_mut() {
+            if let Some(l) = slot.take() {
+                let (k, v) = l.live()?;
+                *slot = Some(Layer::exact(f(k)?, f(v)?)?);
+            }
         }
         Ok(())
     }
@@ -60,24 +152,22 @@ impl KvCache {
         if n == 0 {
             return Ok(());
         }
-        for (k, v) in self.layers.iter_mut().flatten() {
-            for t in [k, v] {
-                let (b, h, _, d) = t.dims4()?;
-                let zeros = Tensor::zeros((b, h, n, d), t.dtype(), t.device())?;
-                *t = Tensor::cat(&[&zeros, &*t], 2)?;
-            }
-        }
-        Ok(())
+        self.rebuild(|t| {
+            let (b, h, _, d) = t.dims4()?;
+            let zeros = Tensor::zeros((b, h, n, d), t.dtype(), t.device())?;
+            Tensor::cat(&[&zeros, &t], 2)
+        })
     }
 
     /// Forgets the first `n` positions of every row (columns that only padding is left in).
     pub fn drop_front(&mut self, n: usize) -> Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            let keep = k.dim(2)?.saturating_sub(n);
-            *k = k.narrow(2, n.min(k.dim(2)?), keep)?;
-            *v = v.narrow(2, n.min(v.dim(2)?), keep)?;
+        if n == 0 {
+            return Ok(());
         }
-        Ok(())
+        self.rebuild(|t| {
+            let len = t.dim(2)?;
+            t.narrow(2, n.min(len), len.saturating_sub(n))
+        })
     }
 
     /// Adds the rows of `other` after this cache's rows (both as long, with as many layers): a
@@ -92,8 +182,12 @@ impl KvCache {
         }
         for (mine, theirs) in self.layers.iter_mut().zip(&other.layers) {
             *mine = match (mine.take(), theirs) {
-                (Some((k, v)), Some((ok, ov))) => {
-                    Some((Tensor::cat(&[&k, ok], 0)?, Tensor::cat(&[&v, ov], 0)?))
+                (Some(m), Some(t)) => {
+                    let ((k, v), (ok, ov)) = (m.live()?, t.live()?);
+                    Some(Layer::exact(
+                        Tensor::cat(&[&k, &ok], 0)?,
+                        Tensor::cat(&[&v, &ov], 0)?,
+                    )?)
                 }
                 (None, t) => t.clone(),
                 (m, None) => m,
@@ -104,11 +198,7 @@ impl KvCache {
 
     /// Keeps only the rows `rows` of the batch (finished sequences leave a batched decode).
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.index_select(rows, 0)?;
-            *v = v.index_select(rows, 0)?;
-        }
-        Ok(())
+        self.rebuild(|t| t.contiguous()?.index_select(rows, 0))
     }
 }
 
@@ -166,6 +256,35 @@ mod tests {
         )?;
         assert_eq!(k.dims(), &[1, 1, 2, 4]);
         assert_eq!(k.sum_all()?.to_scalar::<f32>()?, 8.0);
+        Ok(())
+    }
+
+    /// Appending past the buffers' room moves the cached positions to larger buffers intact;
+    /// a clone has buffers of its own, so appending to one leaves the other as it was.
+    #[test]
+    fn grows_in_place_and_clones_deeply() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut c = KvCache::new(1);
+        let mut want = Vec::new();
+        for i in 0..(2 * ROOM + 3) {
+            let t = Tensor::full(i as f32, (1, 2, 1, 3), &dev)?;
+            c.append(0, &t, &t)?;
+            want.extend(std::iter::repeat_n(i as f32, 3));
+        }
+        let copy = c.clone();
+        let t = Tensor::full(-1f32, (1, 2, 1, 3), &dev)?;
+        let (k, _) = c.append(0, &t, &t)?;
+        assert_eq!(k.dims(), &[1, 2, 2 * ROOM + 4, 3]);
+        let head0: Vec<f32> = k.get(0)?.get(0)?.flatten_all()?.to_vec1()?;
+        assert_eq!(&head0[..want.len()], &want[..]);
+        assert_eq!(copy.len()?, 2 * ROOM + 3);
+        let mut copy = copy;
+        let (k2, _) = copy.append(0, &t.zeros_like()?, &t.zeros_like()?)?;
+        let last: Vec<f32> = k2.narrow(2, 2 * ROOM + 3, 1)?.flatten_all()?.to_vec1()?;
+        assert_eq!(last, vec![0.0; 6]);
+        let (k, _) = c.append(0, &t.narrow(2, 0, 0)?, &t.narrow(2, 0, 0)?)?;
+        let last: Vec<f32> = k.narrow(2, 2 * ROOM + 3, 1)?.flatten_all()?.to_vec1()?;
+        assert_eq!(last, vec![-1.0; 6]);
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub mod embedding;
 pub mod fallback;
 pub mod fast_exp;
 pub mod gelu;
+mod grouped_attention;
 pub mod hook;
 pub mod init;
 pub mod kv_cache;

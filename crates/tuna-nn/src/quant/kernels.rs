@@ -3,7 +3,8 @@
 //!
 //! - `dot_rows`: one f32 input row times a band of stored rows (the one-row product);
 //! - `dot_rows_inputs`: a few input rows times a band of stored rows (`dot_rows` for each,
-//!   with each block of the 32-weight types decoded once per four inputs);
+//!   with each block of the 32-weight types decoded once per four inputs, or eight for Q4_0
+//!   and Q4_1);
 //! - `decode`: whole blocks to f32 (the panels the many-row products hand to `gemm`).
 //!
 //! The generic bodies are `#[inline(always)]` into functions carrying
@@ -15,13 +16,10 @@ use super::format::{Format, QuantType};
 use super::isa::Isa;
 use super::kquant::{Q4K, Q5K, Q6K};
 use super::legacy::{Q4_0, Q4_1, Q8_0};
-use super::rows4::{dot4_inputs, Block32};
+use super::rows4::{dot_inputs, Block32};
 use super::simd::{Portable, Simd};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86::{Avx2, Avx512};
-
-/// Bands of more bytes than this prefetch their next rows (`dot_rows_body`).
-const PREFETCH_ABOVE: usize = 2 << 20;
 
 /// `y[i] = x · row i` for the rows of `rows`, each `row_bytes` long: four at a time
 /// (`Format::dot_rows4`), then one at a time.
@@ -37,13 +35,11 @@ fn dot_rows_body<F: Format, S: Simd>(
     let rest = quads.remainder();
     let mut ys = y.chunks_exact_mut(4);
     for (i, (q, y4)) in quads.zip(&mut ys).enumerate() {
-        // The next four rows, while these four are computed (four short streams at once
-        // train the hardware prefetcher poorly), for bands too large to stay in cache
-        // (on smaller ones the prefetches only cost time).
-        if rows.len() > PREFETCH_ABOVE {
-            let next = (i + 1) * 4 * row_bytes;
-            S::prefetch(&rows[next.min(rows.len())..(next + 4 * row_bytes).min(rows.len())]);
-        }
+        // The next four rows, while these four are computed: four short streams at once
+        // train the hardware prefetcher poorly, and in a decoding step every weight comes
+        // from memory (a step of SmolLM2-135M at one thread: 17 -> 11 ms).
+        let next = (i + 1) * 4 * row_bytes;
+        S::prefetch(&rows[next.min(rows.len())..(next + 4 * row_bytes).min(rows.len())]);
         let (a, b) = q.split_at(2 * row_bytes);
         let (r0, r1) = a.split_at(row_bytes);
         let (r2, r3) = b.split_at(row_bytes);
@@ -56,9 +52,10 @@ fn dot_rows_body<F: Format, S: Simd>(
 
 /// `dot_rows_body` for several input rows on a 32-weight block type: `x` holds the inputs one
 /// after another, `sums` their group sums likewise, and `y` their products with the rows,
-/// one run of row-count values per input. The inputs go four at a time through
-/// `rows4::dot4_inputs` and the rows left over one at a time through `dot_row`, so every
-/// input gets the numbers `dot_rows_body` gives it alone.
+/// one run of row-count values per input. The inputs go up to eight at a time through
+/// `rows4::dot_inputs` (four stored rows at a time for up to four inputs, two for more) and
+/// the rows that `dot_rows_body` leaves to `dot_row` through `dot_row` too, so every input
+/// gets the numbers `dot_rows_body` gives it alone.
 #[inline(always)]
 fn dot_rows_inputs_body<B: Block32, S: Simd>(
     rows: &[u8],
@@ -70,21 +67,27 @@ fn dot_rows_inputs_body<B: Block32, S: Simd>(
     let n = rows.len() / row_bytes;
     let inputs = y.len() / n;
     let (k, kb) = (x.len() / inputs, sums.len() / inputs);
-    let groups = (x.chunks(4 * k).zip(sums.chunks(4 * kb))).zip(y.chunks_mut(4 * n));
+    let per = if B::EIGHT_INPUTS { 8 } else { 4 };
+    let groups = (x.chunks(per * k).zip(sums.chunks(per * kb))).zip(y.chunks_mut(per * n));
     for ((xg, sg), yg) in groups {
         let rows = (rows, row_bytes);
         match yg.len() / n {
-            1 => inputs_group::<B, S, 1>(rows, (xg, sg), yg),
-            2 => inputs_group::<B, S, 2>(rows, (xg, sg), yg),
-            3 => inputs_group::<B, S, 3>(rows, (xg, sg), yg),
-            _ => inputs_group::<B, S, 4>(rows, (xg, sg), yg),
+            1 => inputs_group::<B, S, 4, 1>(rows, (xg, sg), yg),
+            2 => inputs_group::<B, S, 4, 2>(rows, (xg, sg), yg),
+            3 => inputs_group::<B, S, 4, 3>(rows, (xg, sg), yg),
+            4 => inputs_group::<B, S, 4, 4>(rows, (xg, sg), yg),
+            5 => inputs_group::<B, S, 2, 5>(rows, (xg, sg), yg),
+            6 => inputs_group::<B, S, 2, 6>(rows, (xg, sg), yg),
+            7 => inputs_group::<B, S, 2, 7>(rows, (xg, sg), yg),
+            _ => inputs_group::<B, S, 2, 8>(rows, (xg, sg), yg),
         }
     }
 }
 
-/// `dot_rows_inputs_body` for exactly `R` inputs (1 to 4), laid out as there.
+/// `dot_rows_inputs_body` for exactly `R` inputs (1 to 8), laid out as there, `Q` stored
+/// rows at a time (2 or 4).
 #[inline(always)]
-fn inputs_group<B: Block32, S: Simd, const R: usize>(
+fn inputs_group<B: Block32, S: Simd, const Q: usize, const R: usize>(
     (rows, row_bytes): (&[u8], usize),
     (x, sums): (&[f32], &[f32]),
     y: &mut [f32],
@@ -96,15 +99,20 @@ fn inputs_group<B: Block32, S: Simd, const R: usize>(
         *xr = &x[r * k..(r + 1) * k];
         *sr = &sums[r * kb..(r + 1) * kb];
     }
-    let quads = rows.chunks_exact(4 * row_bytes);
-    let rest = quads.remainder();
-    for (q, quad) in quads.enumerate() {
-        let (a, b) = quad.split_at(2 * row_bytes);
-        let (r0, r1) = a.split_at(row_bytes);
-        let (r2, r3) = b.split_at(row_bytes);
-        let t = dot4_inputs::<B, S, R>([r0, r1, r2, r3], xs, ss);
+    // The rows `dot_rows_body` takes four at a time, then the rest one at a time.
+    let (fours, rest) = rows.split_at(n / 4 * 4 * row_bytes);
+    let step = Q * row_bytes;
+    for (q, band) in fours.chunks_exact(step).enumerate() {
+        // The next rows while these are computed: a step's weights come from memory.
+        let next = (q + 1) * step;
+        S::prefetch(&fours[next.min(fours.len())..(next + step).min(fours.len())]);
+        let mut b = [band; Q];
+        for (i, bi) in b.iter_mut().enumerate() {
+            *bi = &band[i * row_bytes..(i + 1) * row_bytes];
+        }
+        let t = dot_inputs::<B, S, Q, R>(b, xs);
         for (yr, tr) in y.chunks_exact_mut(n).zip(&t) {
-            yr[4 * q..4 * q + 4].copy_from_slice(tr);
+            yr[Q * q..Q * q + Q].copy_from_slice(tr);
         }
     }
     let first_rest = n - rest.len() / row_bytes;
@@ -203,8 +211,8 @@ pub(crate) fn dot_rows(
 /// `dot_rows` for several input rows: `x` holds them one after another, `sums` their group
 /// sums likewise (empty for float types), and `y` their products with the stored rows, one
 /// run of row-count values per input. Each input's run is bit for bit what `dot_rows` gives
-/// for it alone; the 32-weight block types decode each block once per four inputs, the
-/// other types run `dot_rows` for each input.
+/// for it alone; the 32-weight block types decode each block once per four inputs (eight
+/// for Q4_0 and Q4_1), the other types run `dot_rows` for each input.
 pub(crate) fn dot_rows_inputs(
     isa: Isa,
     ty: QuantType,

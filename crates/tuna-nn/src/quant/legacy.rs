@@ -20,10 +20,12 @@ fn nibbles(qs: &[u8; 16], offset: u8) -> ([u8; 16], [u8; 16]) {
     (lo, hi)
 }
 
-/// `x[..16] · lo + x[16..32] · hi` in 16 lanes.
+/// Adds `x · block` to `acc` for a block `b` of scale `d` and offset `c`, with the weights
+/// and the order of `rows4` (a row outside the groups of four).
 #[inline(always)]
-fn two_halves<S: Simd>(x: &[f32], lo: S, hi: S) -> S {
-    hi.madd(S::load(&x[16..]), lo.mul(S::load(x)))
+fn dot_weights<B: Block32, S: Simd>(b: &[u8], d: f32, c: f32, x: &[f32], acc: &mut Acc<S>) {
+    let w = B::weights(B::ints::<S>(b), d, c);
+    acc.lanes = B::madd_block(w, (S::load(x), S::load(&x[16..])), acc.lanes);
 }
 
 /// Four rows through `rows4::dot4` (the `Format::dot_rows4` of every type here).
@@ -31,13 +33,15 @@ macro_rules! four_rows {
     () => {
         #[inline(always)]
         fn dot_rows4<S: Simd>(rows: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
-            dot4::<Self, S>(rows, x, sums)
+            let _ = sums;
+            dot4::<Self, S>(rows, x)
         }
     };
 }
 
 impl Block32 for Q4_0 {
-    const CORR: bool = true;
+    const OFFSET: bool = true;
+    const EIGHT_INPUTS: bool = true;
 
     #[inline(always)]
     fn ints<S: Simd>(b: &[u8]) -> (S, S) {
@@ -45,13 +49,14 @@ impl Block32 for Q4_0 {
     }
 
     #[inline(always)]
-    fn corr4<S: Simd>(_: [&[u8]; 4], d: [f32; 4]) -> [f32; 4] {
+    fn offsets4<S: Simd>(_: [&[u8]; 4], d: [f32; 4]) -> [f32; 4] {
         [-8.0 * d[0], -8.0 * d[1], -8.0 * d[2], -8.0 * d[3]]
     }
 }
 
 impl Block32 for Q4_1 {
-    const CORR: bool = true;
+    const OFFSET: bool = true;
+    const EIGHT_INPUTS: bool = true;
 
     #[inline(always)]
     fn ints<S: Simd>(b: &[u8]) -> (S, S) {
@@ -60,7 +65,7 @@ impl Block32 for Q4_1 {
 
     /// The minimums, four in one conversion.
     #[inline(always)]
-    fn corr4<S: Simd>(b: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+    fn offsets4<S: Simd>(b: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
         S::f16x4([
             u16_at(b[0], 2),
             u16_at(b[1], 2),
@@ -71,7 +76,8 @@ impl Block32 for Q4_1 {
 }
 
 impl Block32 for Q8_0 {
-    const CORR: bool = false;
+    const OFFSET: bool = false;
+    const EIGHT_INPUTS: bool = false;
 
     #[inline(always)]
     fn ints<S: Simd>(b: &[u8]) -> (S, S) {
@@ -79,7 +85,7 @@ impl Block32 for Q8_0 {
     }
 
     #[inline(always)]
-    fn corr4<S: Simd>(_: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
+    fn offsets4<S: Simd>(_: [&[u8]; 4], _: [f32; 4]) -> [f32; 4] {
         [0.0; 4]
     }
 }
@@ -93,12 +99,9 @@ impl Format for Q4_0 {
     four_rows!();
 
     #[inline(always)]
-    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {
         let d = f16_at::<S>(b, 0);
-        let (lo, hi) = S::from_nibbles(bytes16(b, 2));
-        let t = two_halves(x, lo, hi);
-        acc.lanes = S::splat(d).madd(t, acc.lanes);
-        acc.corr = S::madd1(-8.0 * d, s[0], acc.corr);
+        dot_weights::<Self, S>(b, d, -8.0 * d, x, acc);
     }
 
     #[inline(always)]
@@ -119,12 +122,8 @@ impl Format for Q4_1 {
     four_rows!();
 
     #[inline(always)]
-    fn dot_block<S: Simd>(b: &[u8], x: &[f32], s: &[f32], acc: &mut Acc<S>) {
-        let (d, m) = (f16_at::<S>(b, 0), f16_at::<S>(b, 2));
-        let (lo, hi) = S::from_nibbles(bytes16(b, 4));
-        let t = two_halves(x, lo, hi);
-        acc.lanes = S::splat(d).madd(t, acc.lanes);
-        acc.corr = S::madd1(m, s[0], acc.corr);
+    fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {
+        dot_weights::<Self, S>(b, f16_at::<S>(b, 0), f16_at::<S>(b, 2), x, acc);
     }
 
     #[inline(always)]
@@ -146,9 +145,7 @@ impl Format for Q8_0 {
 
     #[inline(always)]
     fn dot_block<S: Simd>(b: &[u8], x: &[f32], _: &[f32], acc: &mut Acc<S>) {
-        let d = f16_at::<S>(b, 0);
-        let t = two_halves(x, S::from_i8(bytes16(b, 2)), S::from_i8(bytes16(b, 18)));
-        acc.lanes = S::splat(d).madd(t, acc.lanes);
+        dot_weights::<Self, S>(b, f16_at::<S>(b, 0), 0.0, x, acc);
     }
 
     #[inline(always)]

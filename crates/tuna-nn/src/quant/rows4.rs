@@ -1,147 +1,117 @@
 //! Four stored rows at a time for the 32-weight block types (Q4_0, Q4_1, Q8_0): the inner
 //! loop of the one-row product.
 //!
-//! Each 32 inputs are loaded once for the four rows, and each row keeps its 16 lane sums
-//! across all its blocks (one multiply-add by the block's scale per block), summing its lanes
-//! once at the end. Four rows give four independent chains of multiply-adds, so no row needs
-//! two accumulators. The order of the sums is the same on every instruction set.
+//! Each block is decoded to its 32 weights (`d * q + c` in one rounding), each 32 inputs are
+//! loaded once for the four rows, and each row keeps its 16 lane sums across all its blocks
+//! (two multiply-adds per block), summing its lanes once at the end. Four rows give four
+//! independent chains of multiply-adds. The order of the sums is the same on every
+//! instruction set.
 //!
-//! Several input rows (`dot4_inputs`) share each block's decoded integers: each input then
-//! takes exactly the steps `dot4` takes for it alone, so its totals are `dot4`'s bit for bit.
+//! Several input rows (`dot4_inputs`) share each block's decoded weights: each input then
+//! takes exactly the steps `dot4` takes for it alone, so its totals are `dot4`'s bit for bit,
+//! and all an extra input costs is its two multiply-adds per row and block.
 
 use super::format::Format;
 use super::simd::{u16_at, Simd};
 
 /// A 32-weight block type split into the parts the four-row loop combines.
 pub(crate) trait Block32: Format {
-    /// True when `corr4` may return non-zero terms.
-    const CORR: bool;
+    /// True when the weights have an offset (`c` of `offsets4`), false for `d * q`.
+    const OFFSET: bool;
+    /// True when eight inputs at a time over two stored rows beat four over four (measured
+    /// per type: `QUANT_SPEED_FEW_ROWS=8` of the `quant_speed` example).
+    const EIGHT_INPUTS: bool;
 
     /// The block's 32 integer values as f32: the first 16 (`lo`) and the last 16 (`hi`),
     /// for the block bytes `b`.
     fn ints<S: Simd>(b: &[u8]) -> (S, S);
 
-    /// `t` with `x · block = d * (sum of t's lanes) + c * (sum of x)`, for the block bytes
-    /// `b` and its 32 inputs `x0` (first 16) and `x1` (last 16); `d` is the f16 at the
-    /// block's byte 0, `c` comes from `corr4`.
+    /// The offsets `c` of four blocks `b`, whose scales are `d`: each weight is
+    /// `d * q + c` (`q` from `ints`), one rounding (a fused multiply-add).
+    fn offsets4<S: Simd>(b: [&[u8]; 4], d: [f32; 4]) -> [f32; 4];
+
+    /// The block's 32 weights as f32 from its integers, scale `d` and offset `c`.
     #[inline(always)]
-    fn lanes<S: Simd>(b: &[u8], x0: S, x1: S) -> S {
-        let (lo, hi) = Self::ints::<S>(b);
-        hi.madd(x1, lo.mul(x0))
-    }
-
-    /// The `c` of four blocks `b`, whose scales are `d`.
-    fn corr4<S: Simd>(b: [&[u8]; 4], d: [f32; 4]) -> [f32; 4];
-}
-
-/// One row's partial sums: lanes of scaled block products, and the input-sum terms.
-#[derive(Clone, Copy)]
-struct Row<S> {
-    lanes: S,
-    corr: f32,
-}
-
-impl<S: Simd> Row<S> {
-    #[inline(always)]
-    fn new() -> Self {
-        Self {
-            lanes: S::zero(),
-            corr: 0.0,
+    fn weights<S: Simd>((lo, hi): (S, S), d: f32, c: f32) -> (S, S) {
+        let d = S::splat(d);
+        if Self::OFFSET {
+            let c = S::splat(c);
+            (lo.madd(d, c), hi.madd(d, c))
+        } else {
+            (lo.mul(d), hi.mul(d))
         }
     }
 
-    /// Adds one block (`b`, scale `d`, input-sum coefficient `c`, inputs `x0`, `x1`,
-    /// input sum `s`).
+    /// `acc` plus the block's weights `w` times its 32 inputs `x`, lane by lane: the first
+    /// 16 products, then the last 16 (the order every kernel of these types keeps).
     #[inline(always)]
-    fn add<B: Block32>(&mut self, b: &[u8], (d, c): (f32, f32), (x0, x1): (S, S), s: f32) {
-        let t = B::lanes::<S>(b, x0, x1);
-        self.lanes = S::splat(d).madd(t, self.lanes);
-        if B::CORR {
-            self.corr = S::madd1(c, s, self.corr);
-        }
-    }
-
-    /// `add` on a block already decoded to its integers `(lo, hi)` (`Block32::ints`): the
-    /// same operations in the same order.
-    #[inline(always)]
-    fn add_ints<B: Block32>(&mut self, (lo, hi): (S, S), (d, c): (f32, f32), x: (S, S), s: f32) {
-        let t = hi.madd(x.1, lo.mul(x.0));
-        self.lanes = S::splat(d).madd(t, self.lanes);
-        if B::CORR {
-            self.corr = S::madd1(c, s, self.corr);
-        }
-    }
-
-    /// The row's dot product: its lanes summed, plus the input-sum terms.
-    #[inline(always)]
-    fn total(&self) -> f32 {
-        self.lanes.sum() + self.corr
+    fn madd_block<S: Simd>(w: (S, S), x: (S, S), acc: S) -> S {
+        w.1.madd(x.1, w.0.madd(x.0, acc))
     }
 }
 
-/// `x · row` for four stored rows of type `B`; `sums` holds the sums of `x` over its groups
-/// of 32.
+/// The weights of `Q` blocks `b` (2 or 4): each decoded once, to be multiplied by any number
+/// of inputs.
 #[inline(always)]
-pub(crate) fn dot4<B: Block32, S: Simd>(rows: [&[u8]; 4], x: &[f32], sums: &[f32]) -> [f32; 4] {
-    // No closures: everything here must be inlined into the `#[target_feature]` builds.
-    let (mut r0, mut r1, mut r2, mut r3) = (Row::new(), Row::new(), Row::new(), Row::new());
-    let n = B::BYTES;
-    let quads = (rows[0].chunks_exact(n).zip(rows[1].chunks_exact(n)))
-        .zip(rows[2].chunks_exact(n).zip(rows[3].chunks_exact(n)));
-    for (((b0, b1), (b2, b3)), (xb, &s)) in quads.zip(x.chunks_exact(32).zip(sums)) {
-        let (x0, x1) = (S::load(xb), S::load(&xb[16..]));
-        let d = [u16_at(b0, 0), u16_at(b1, 0), u16_at(b2, 0), u16_at(b3, 0)];
-        // The four scales in one conversion, kept in memory (`black_box`, a hint only): each
-        // row's multiply-add then broadcasts its scale straight from there, where a splat of
-        // a register would cost a shuffle per block and row.
-        let d = std::hint::black_box(S::f16x4(d));
-        let c = B::corr4::<S>([b0, b1, b2, b3], d);
-        let x = (x0, x1);
-        r0.add::<B>(b0, (d[0], c[0]), x, s);
-        r1.add::<B>(b1, (d[1], c[1]), x, s);
-        r2.add::<B>(b2, (d[2], c[2]), x, s);
-        r3.add::<B>(b3, (d[3], c[3]), x, s);
+fn weights_of<B: Block32, S: Simd, const Q: usize>(b: [&[u8]; Q]) -> [(S, S); Q] {
+    let four = [b[0], b[1 % Q], b[2 % Q], b[3 % Q]];
+    let d = [
+        u16_at(four[0], 0),
+        u16_at(four[1], 0),
+        u16_at(four[2], 0),
+        u16_at(four[3], 0),
+    ];
+    // The scales (and offsets) in one conversion each, kept in memory (`black_box`, a hint
+    // only): each row's multiply-add then broadcasts its scale straight from there, where a
+    // splat of a register would cost a shuffle per block and row.
+    let d = std::hint::black_box(S::f16x4(d));
+    let c = std::hint::black_box(B::offsets4::<S>(four, d));
+    let mut w = [(S::zero(), S::zero()); Q];
+    for (i, wi) in w.iter_mut().enumerate() {
+        *wi = B::weights(B::ints::<S>(b[i]), d[i], c[i]);
     }
-    [r0.total(), r1.total(), r2.total(), r3.total()]
+    w
 }
 
-/// `dot4` for `R` input rows at once (1 to 4): `xs[r]` and its group sums `sums[r]` give
-/// `totals[r]`, equal bit for bit to `dot4(rows, xs[r], sums[r])`. Each block of the four
-/// stored rows is decoded to its integers once for all the inputs.
+/// `x · row` for four stored rows of type `B`, each row's 16 lanes summed once at the end.
 #[inline(always)]
-pub(crate) fn dot4_inputs<B: Block32, S: Simd, const R: usize>(
-    rows: [&[u8]; 4],
+pub(crate) fn dot4<B: Block32, S: Simd>(rows: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
+    dot_inputs::<B, S, 4, 1>(rows, [x])[0]
+}
+
+/// `dot4` for `Q` stored rows (2 or 4) and `R` input rows at once: `xs[r]` gives
+/// `totals[r]`, equal bit for bit to what `dot4` gives each row for `xs[r]` alone. Each block
+/// of the stored rows is decoded to its weights once for all the inputs, which then take two
+/// multiply-adds per row and block each. `Q * R` accumulators: at most 16 keep them all in
+/// registers (four rows for up to four inputs, two rows for up to eight).
+#[inline(always)]
+pub(crate) fn dot_inputs<B: Block32, S: Simd, const Q: usize, const R: usize>(
+    rows: [&[u8]; Q],
     xs: [&[f32]; R],
-    sums: [&[f32]; R],
-) -> [[f32; 4]; R] {
-    // No closures, as in `dot4`; the loops over `R` and the four rows unroll.
-    let mut acc = [[Row::<S>::new(); 4]; R];
+) -> [[f32; Q]; R] {
+    // No closures: everything here must be inlined into the `#[target_feature]` builds; the
+    // loops over `R` and `Q` unroll.
+    let mut acc = [[S::zero(); Q]; R];
     let n = B::BYTES;
-    let quads = (rows[0].chunks_exact(n).zip(rows[1].chunks_exact(n)))
-        .zip(rows[2].chunks_exact(n).zip(rows[3].chunks_exact(n)));
-    for (j, ((b0, b1), (b2, b3))) in quads.enumerate() {
-        let d = [u16_at(b0, 0), u16_at(b1, 0), u16_at(b2, 0), u16_at(b3, 0)];
-        let d = std::hint::black_box(S::f16x4(d));
-        let c = B::corr4::<S>([b0, b1, b2, b3], d);
-        let ints = [
-            B::ints::<S>(b0),
-            B::ints::<S>(b1),
-            B::ints::<S>(b2),
-            B::ints::<S>(b3),
-        ];
-        for (a, (xr, sr)) in acc.iter_mut().zip(xs.iter().zip(&sums)) {
+    for j in 0..rows[0].len() / n {
+        let mut b = [rows[0]; Q];
+        for (bi, row) in b.iter_mut().zip(&rows) {
+            *bi = &row[j * n..(j + 1) * n];
+        }
+        let w = weights_of::<B, S, Q>(b);
+        for (a, xr) in acc.iter_mut().zip(&xs) {
             let xb = &xr[32 * j..32 * j + 32];
             let x = (S::load(xb), S::load(&xb[16..]));
-            let s = sr[j];
-            a[0].add_ints::<B>(ints[0], (d[0], c[0]), x, s);
-            a[1].add_ints::<B>(ints[1], (d[1], c[1]), x, s);
-            a[2].add_ints::<B>(ints[2], (d[2], c[2]), x, s);
-            a[3].add_ints::<B>(ints[3], (d[3], c[3]), x, s);
+            for (ai, wi) in a.iter_mut().zip(&w) {
+                *ai = B::madd_block(*wi, x, *ai);
+            }
         }
     }
-    let mut totals = [[0f32; 4]; R];
+    let mut totals = [[0f32; Q]; R];
     for (t, a) in totals.iter_mut().zip(&acc) {
-        *t = [a[0].total(), a[1].total(), a[2].total(), a[3].total()];
+        for (ti, ai) in t.iter_mut().zip(a) {
+            *ti = ai.sum();
+        }
     }
     totals
 }
