@@ -55,14 +55,16 @@ pub fn keep_mask(seed: u64, rows: usize, cols: usize, p: f32) -> Vec<f32> {
     let keep = 1.0 / (1.0 - p);
     // Dropped when the 53 high bits, as a fraction, fall below p.
     let cut = (p as f64 * (1u64 << 53) as f64) as u64;
-    let mut mask = vec![0f32; rows * cols];
-    mask.par_chunks_mut((MASK_ROWS * cols).max(1))
-        .enumerate()
-        .for_each(|(i, block)| {
-            let rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            fill_block(&rng, block, cut, keep)
-        });
-    mask
+    let fill = |mask: &mut [f32]| {
+        mask.par_chunks_mut((MASK_ROWS * cols).max(1))
+            .enumerate()
+            .for_each(|(i, block)| {
+                let rng = Rng::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                fill_block(&rng, block, cut, keep)
+            })
+    };
+    // SAFETY: `fill_block` writes every value of its block, and the blocks cover the mask.
+    unsafe { crate::fresh::filled_by(rows * cols, fill) }
 }
 
 /// `block` from the draws of `rng` in order, built per instruction set (the draws are

@@ -94,8 +94,8 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l, self.name())?;
-        let mut out = vec![0f32; x.len()];
-        gelu_fwd(x, &mut out);
+        // SAFETY: `gelu_fwd` writes every value of `out` (its chunks cover it).
+        let out = unsafe { crate::fresh::filled_by(x.len(), |out| gelu_fwd(x, out)) };
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -124,8 +124,8 @@ impl candle_core::CustomOp2 for GeluGrad {
         if x.len() != g.len() {
             candle_core::bail!("{}: shapes differ", self.name())
         }
-        let mut out = vec![0f32; x.len()];
-        gelu_bwd(x, g, &mut out);
+        // SAFETY: `gelu_bwd` writes every value of `out` (its chunks cover it).
+        let out = unsafe { crate::fresh::filled_by(x.len(), |out| gelu_bwd(x, g, out)) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -14,6 +14,7 @@ pub mod dropout;
 pub mod embedding;
 pub mod fallback;
 pub mod fast_exp;
+mod fresh;
 pub mod gelu;
 mod grouped_attention;
 pub mod hook;

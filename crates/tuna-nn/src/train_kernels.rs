@@ -72,17 +72,20 @@ impl CustomOp2 for SoftmaxGrad {
             contiguous_f32(s2, l2, self.name())?,
         );
         let d = last_dim(l1);
-        let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(d * ROWS)
-            .zip(y.par_chunks(d * ROWS).zip(g.par_chunks(d * ROWS)))
-            .for_each(|(o, (y, g))| {
-                for ((o, y), g) in o.chunks_mut(d).zip(y.chunks(d)).zip(g.chunks(d)) {
-                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                    for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                        *o = y * (g - dot);
+        let fill = |out: &mut [f32]| {
+            out.par_chunks_mut(d * ROWS)
+                .zip(y.par_chunks(d * ROWS).zip(g.par_chunks(d * ROWS)))
+                .for_each(|(o, (y, g))| {
+                    for ((o, y), g) in o.chunks_mut(d).zip(y.chunks(d)).zip(g.chunks(d)) {
+                        let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                            *o = y * (g - dot);
+                        }
                     }
-                }
-            });
+                })
+        };
+        // SAFETY: the rows of `out` are each written in full above.
+        let out = unsafe { crate::fresh::filled_by(y.len(), fill) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -109,30 +112,35 @@ impl Norm {
     }
 
     fn forward(&self, x: &[f32], w: &[f32], b: Option<&[f32]>, d: usize) -> Vec<f32> {
-        let mut out = vec![0f32; x.len()];
         let rows = self.rows();
-        out.par_chunks_mut(d * ROWS)
-            .zip(x.par_chunks(d * ROWS))
-            .for_each(|(o, x)| rows.forward(x, w, b, o));
-        out
+        let fill = |out: &mut [f32]| {
+            out.par_chunks_mut(d * ROWS)
+                .zip(x.par_chunks(d * ROWS))
+                .for_each(|(o, x)| rows.forward(x, w, b, o))
+        };
+        // SAFETY: `NormRows::forward` writes every value of its rows.
+        unsafe { crate::fresh::filled_by(x.len(), fill) }
     }
 
     /// dx (rows x d), then dw (d) and db (d) appended: one (rows + 2, d) buffer.
     fn backward(&self, x: &[f32], w: &[f32], g: &[f32], d: usize) -> Vec<f32> {
         let rows = x.len() / d;
-        let mut dx = vec![0f32; x.len()];
         let norm = self.rows();
-        let partial: Vec<Vec<f32>> = dx
-            .par_chunks_mut(d * ROWS)
-            .zip(x.par_chunks(d * ROWS).zip(g.par_chunks(d * ROWS)))
-            .map(|(o, (x, g))| {
-                let mut acc = vec![0f32; 2 * d]; // dw, db
-                norm.backward(x, w, g, o, &mut acc);
-                acc
-            })
-            .collect();
-        let mut out = dx;
-        out.reserve(2 * d);
+        let mut partial: Vec<Vec<f32>> = Vec::new();
+        let fill = |dx: &mut [f32]| {
+            partial = dx
+                .par_chunks_mut(d * ROWS)
+                .zip(x.par_chunks(d * ROWS).zip(g.par_chunks(d * ROWS)))
+                .map(|(o, (x, g))| {
+                    let mut acc = vec![0f32; 2 * d]; // dw, db
+                    norm.backward(x, w, g, o, &mut acc);
+                    acc
+                })
+                .collect()
+        };
+        // SAFETY: `NormRows::backward` writes every value of its rows of dx; the room for dw
+        // and db is filled below without moving the buffer.
+        let mut out = unsafe { crate::fresh::filled_with_room(x.len(), 2 * d, fill) };
         let mut sums = vec![0f32; 2 * d];
         for p in &partial {
             for (s, v) in sums.iter_mut().zip(p) {
