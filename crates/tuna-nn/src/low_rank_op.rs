@@ -129,21 +129,27 @@ pub fn linear_low_rank(
 fn masked<'a>(x: Mat<'a>, mask: Option<&[f32]>, buf: &'a mut Vec<f32>) -> Result<Mat<'a>> {
     let Some(m) = mask else { return Ok(x) };
     let (n, i) = x.dims();
-    buf.resize(n * i, 0.0);
-    buf.par_chunks_mut(i.max(1))
-        .zip(m.par_chunks(i.max(1)))
-        .enumerate()
-        .for_each(|(r, (row, mr))| match x.row(r) {
-            Some(xr) => row
-                .iter_mut()
-                .zip(xr.iter().zip(mr))
-                .for_each(|(o, (v, k))| *o = v * k),
-            None => row
-                .iter_mut()
-                .zip(mr)
-                .enumerate()
-                .for_each(|(c, (o, k))| *o = x.at(r, c) * k),
-        });
+    if m.len() != n * i {
+        candle_core::bail!("low-rank update: the dropout mask does not fit the input")
+    }
+    let fill = |out: &mut [f32]| {
+        out.par_chunks_mut(i.max(1))
+            .zip(m.par_chunks(i.max(1)))
+            .enumerate()
+            .for_each(|(r, (row, mr))| match x.row(r) {
+                Some(xr) => row
+                    .iter_mut()
+                    .zip(xr.iter().zip(mr))
+                    .for_each(|(o, (v, k))| *o = v * k),
+                None => row
+                    .iter_mut()
+                    .zip(mr)
+                    .enumerate()
+                    .for_each(|(c, (o, k))| *o = x.at(r, c) * k),
+            })
+    };
+    // SAFETY: both arms write every value of their row, and the rows cover the buffer.
+    *buf = unsafe { crate::fresh::filled_by(n * i, fill) };
     Mat::from_slice(buf, (n, i), (i, 1))
 }
 

@@ -1,14 +1,12 @@
 //! The row loops of layer norm and RMS norm in training (forward, and backward with the
 //! weight and bias gradients), written so they vectorise.
 //!
-//! A row's sums (mean, variance, and the backward's two projections) run in 16 lanes summed
-//! at the end: a plain `iter().sum()` is one chain of dependent scalar additions, which made
-//! the norms a few percent of a MiniLM step. The copy compiled for AVX-512 or AVX2+FMA is
+//! A row's sums (mean, variance, and the backward's two projections) run in 16 lanes, summed
+//! at the end in halves (`fast_exp::sum_lanes`): a plain `iter().sum()` is one chain of
+//! dependent scalar additions, which made the norms a few percent of a MiniLM step. The copy compiled for AVX-512 or AVX2+FMA is
 //! chosen when the binary runs ([`Simd::detect`]).
 
-use crate::fast_exp::{dispatch, Simd};
-
-const LANES: usize = 16;
+use crate::fast_exp::{dispatch, sum_lanes, Simd, LANES};
 
 /// Layer norm (`rms == false`, with bias) or RMS norm (`rms == true`) over rows of `d`.
 #[derive(Clone, Copy)]
@@ -27,7 +25,7 @@ fn sum(x: &[f32]) -> f32 {
             *l += v;
         }
     }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    sum_lanes(lanes) + chunks.remainder().iter().sum::<f32>()
 }
 
 /// The sum of `(x - mean)^2`, in lanes.
@@ -45,7 +43,7 @@ fn squares(x: &[f32], mean: f32) -> f32 {
         .iter()
         .map(|v| (v - mean) * (v - mean))
         .sum();
-    lanes.iter().sum::<f32>() + rest
+    sum_lanes(lanes) + rest
 }
 
 /// Mean and 1/std of a row (`rms`: no mean subtraction).
@@ -83,33 +81,39 @@ fn backward_row(p: NormRows, (x, w, g): (&[f32], &[f32], &[f32]), o: &mut [f32],
     let (mean, rstd) = stats(x, p.eps, p.rms);
     let (dw, db) = acc.split_at_mut(d);
     let (mut m1, mut m2) = ([0f32; LANES], [0f32; LANES]);
-    let (mut s1, mut s2) = (0f32, 0f32);
-    let whole = d - d % LANES;
-    for i0 in (0..whole).step_by(LANES) {
+    // Whole lanes as arrays, so the loop has no bounds checks and vectorises.
+    let (xs, xr) = x.as_chunks::<LANES>();
+    let (gs, gr) = g.as_chunks::<LANES>();
+    let (ws, wr) = w.as_chunks::<LANES>();
+    let (dws, dwr) = dw.as_chunks_mut::<LANES>();
+    let (dbs, dbr) = db.as_chunks_mut::<LANES>();
+    let lanes = xs.iter().zip(gs).zip(ws).zip(dws.iter_mut().zip(dbs));
+    for (((x, g), w), (dw, db)) in lanes {
         for l in 0..LANES {
-            let i = i0 + l;
-            let xhat = (x[i] - mean) * rstd;
-            let gw = g[i] * w[i];
+            let xhat = (x[l] - mean) * rstd;
+            let gw = g[l] * w[l];
             m1[l] += gw;
             m2[l] += gw * xhat;
-            dw[i] += g[i] * xhat;
-            db[i] += g[i];
+            dw[l] += g[l] * xhat;
+            db[l] += g[l];
         }
     }
-    for i in whole..d {
-        let xhat = (x[i] - mean) * rstd;
-        let gw = g[i] * w[i];
+    let (mut s1, mut s2) = (0f32, 0f32);
+    let rest = xr.iter().zip(gr).zip(wr).zip(dwr.iter_mut().zip(dbr));
+    for (((&x, &g), &w), (dw, db)) in rest {
+        let xhat = (x - mean) * rstd;
+        let gw = g * w;
         s1 += gw;
         s2 += gw * xhat;
-        dw[i] += g[i] * xhat;
-        db[i] += g[i];
+        *dw += g * xhat;
+        *db += g;
     }
-    let m1 = (m1.iter().sum::<f32>() + s1) / d as f32;
-    let m2 = (m2.iter().sum::<f32>() + s2) / d as f32;
+    let m1 = (sum_lanes(m1) + s1) / d as f32;
+    let m2 = (sum_lanes(m2) + s2) / d as f32;
     let m1 = if p.rms { 0.0 } else { m1 };
-    for i in 0..d {
-        let xhat = (x[i] - mean) * rstd;
-        o[i] = rstd * (g[i] * w[i] - m1 - xhat * m2);
+    for (((o, &x), &g), &w) in o.iter_mut().zip(x).zip(g).zip(w) {
+        let xhat = (x - mean) * rstd;
+        *o = rstd * (g * w - m1 - xhat * m2);
     }
 }
 
