@@ -125,13 +125,11 @@ pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
         candle_core::bail!("product: ({m}, {k}) x ({k2}, {n}) do not fit")
     }
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    if let Some(row) = init {
-        for _ in 0..m {
-            out.extend_from_slice(row);
-        }
-    }
     if m * n > 0 {
         let threads = candle_core::utils::get_num_threads();
+        if let Some(row) = init {
+            start_rows(&mut out.spare_capacity_mut()[..m * n], row, threads);
+        }
         let par = if threads > 1 {
             gemm::Parallelism::Rayon(threads)
         } else {
@@ -144,6 +142,22 @@ pub fn product(a: Mat, b: Mat, init: Option<&[f32]>) -> Result<Vec<f32>> {
     // SAFETY: all m * n values were written above.
     unsafe { out.set_len(m * n) };
     Ok(out)
+}
+
+/// Each `row.len()`-long row of `out` set to `row`; split between the threads when there are
+/// several, so that the other cores do not wait while one copies the bias into every row.
+fn start_rows(out: &mut [std::mem::MaybeUninit<f32>], row: &[f32], threads: usize) {
+    use rayon::prelude::*;
+    let fill = |o: &mut [std::mem::MaybeUninit<f32>]| {
+        for (o, &b) in o.iter_mut().zip(row) {
+            o.write(b);
+        }
+    };
+    if threads > 1 {
+        out.par_chunks_mut(row.len()).for_each(fill);
+    } else {
+        out.chunks_mut(row.len()).for_each(fill);
+    }
 }
 
 /// `dst += scale * a b` over all threads; `dst` holds the (m, n) result row-major at row
