@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+bash scripts/patched_candle.sh
 bash scripts/fetch_models.sh
 cargo build --release -p tuna
 ./target/release/tuna train --method features --classifier logreg \

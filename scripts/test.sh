@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
+bash scripts/patched_candle.sh
 bash scripts/fetch_models.sh
 # llama.cpp's `gguf` reader and the `openai` client, for the tests that check exported GGUF
 # adapters and `tuna serve` with them.
