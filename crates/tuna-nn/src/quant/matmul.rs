@@ -23,7 +23,7 @@ const MIN_BAND: usize = 64;
 
 /// Inputs of at most this many rows run on the stored bytes (`few_rows`); more are decoded
 /// to f32 tiles once and go through `gemm`.
-const FEW_ROWS: usize = 16;
+const FEW_ROWS: usize = 32;
 
 /// Weight rows dotted with every input row while they are in cache (a multiple of 4, so
 /// the four-row kernel sees the rows the one-row product gives it).
