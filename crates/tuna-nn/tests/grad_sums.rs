@@ -1,4 +1,4 @@
-//! The backward pass of the vendored candle-core (`vendor/README.md`) keeps the first gradient
+//! The backward pass of the patched candle-core (`patches/candle-core-backprop.patch`) keeps the first gradient
 //! that reaches a tensor instead of adding it to a zero-filled buffer. These tests pin what that
 //! must not change: sums over several paths, gradients that arrive as strided views, and
 //! gradients that arrive through ops whose sums broadcast or subtract.
