@@ -1,7 +1,7 @@
-//! The backward pass of the patched candle-core (`patches/candle-core-backprop.patch`) keeps the first gradient
-//! that reaches a tensor instead of adding it to a zero-filled buffer. These tests pin what that
-//! must not change: sums over several paths, gradients that arrive as strided views, and
-//! gradients that arrive through ops whose sums broadcast or subtract.
+//! The backward pass of the patched candle-core (`patches/candle-core-backprop.patch`) keeps
+//! the first gradient that reaches a tensor instead of adding it to a zero-filled buffer. These
+//! tests pin what that must not change: sums over several paths, gradients that arrive as
+//! strided views, and gradients that arrive through ops whose sums broadcast or subtract.
 
 use candle_core::{Device, Result, Tensor, Var, D};
 
