@@ -56,32 +56,31 @@ pub fn exp_neg(x: f32) -> f32 {
 /// Lanes of the partial maxima and sums: wide enough for AVX-512, so the reductions vectorise.
 pub(crate) const LANES: usize = 16;
 
-/// The sum of the lanes, added in halves (8 + 8, 4 + 4, ...): four vector steps where a
-/// left-to-right sum is 16 dependent scalar additions, which for rows of 128 (attention) or
-/// 384 (the norms) took as long as the row's own loop.
+/// The lanes combined by `op` in halves (8 with 8, then 4 with 4, ...): four vector steps
+/// where a left-to-right fold is 16 dependent scalar steps, which for rows of 128 (attention)
+/// or 384 (the norms) took as long as the row's own loop.
 #[inline(always)]
-pub(crate) fn sum_lanes(mut l: [f32; LANES]) -> f32 {
+fn halves(mut l: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
     let mut w = LANES / 2;
     while w > 0 {
         for i in 0..w {
-            l[i] += l[i + w];
+            l[i] = op(l[i], l[i + w]);
         }
         w /= 2;
     }
     l[0]
 }
 
-/// The largest of the lanes (NaN lanes skipped), in halves as [`sum_lanes`].
+/// The sum of the lanes, added in halves.
 #[inline(always)]
-fn max_lanes(mut l: [f32; LANES]) -> f32 {
-    let mut w = LANES / 2;
-    while w > 0 {
-        for i in 0..w {
-            l[i] = l[i].max(l[i + w]);
-        }
-        w /= 2;
-    }
-    l[0]
+pub(crate) fn sum_lanes(l: [f32; LANES]) -> f32 {
+    halves(l, |a, b| a + b)
+}
+
+/// The largest of the lanes (NaN lanes skipped), in halves.
+#[inline(always)]
+fn max_lanes(l: [f32; LANES]) -> f32 {
+    halves(l, f32::max)
 }
 
 /// The largest entry of `row` (NaN entries are skipped; -inf for an empty row).

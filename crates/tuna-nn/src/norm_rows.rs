@@ -3,8 +3,8 @@
 //!
 //! A row's sums (mean, variance, and the backward's two projections) run in 16 lanes, summed
 //! at the end in halves (`fast_exp::sum_lanes`): a plain `iter().sum()` is one chain of
-//! dependent scalar additions, which made the norms a few percent of a MiniLM step. The copy compiled for AVX-512 or AVX2+FMA is
-//! chosen when the binary runs ([`Simd::detect`]).
+//! dependent scalar additions, which made the norms a few percent of a MiniLM step. The copy
+//! compiled for AVX-512 or AVX2+FMA is chosen when the binary runs ([`Simd::detect`]).
 
 use crate::fast_exp::{dispatch, sum_lanes, Simd, LANES};
 

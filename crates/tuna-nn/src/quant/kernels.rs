@@ -171,8 +171,8 @@ fn decode_body<F: Format, S: Simd>(blocks: &[u8], out: &mut [f32]) {
     F::decode::<S>(blocks, out)
 }
 
-builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_on, dot_rows_inputs_avx512, dot_rows_inputs_avx2,
-    dot_rows_inputs_portable,
+builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_on, dot_rows_inputs_avx512,
+    dot_rows_inputs_avx2, dot_rows_inputs_portable,
     (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
 
 builds!(Format; decode_body, decode_on, decode_avx512, decode_avx2, decode_portable,

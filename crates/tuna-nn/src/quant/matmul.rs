@@ -6,9 +6,8 @@
 //! registers as it goes (`kernels::dot_rows`); a 4-bit weight is read in an eighth of the
 //! time of an f32 one. A few rows (sequences decoded together) run on the stored bytes too,
 //! each group of weight rows read once for all of them (and each block of the 32-weight types
-//! decoded once per four or eight of them), and each output row equal bit for bit to the one-row
-//! product of its input. More rows go through decoded tiles and `gemm`
-//! (`panel.rs`).
+//! decoded once per four or eight of them), and each output row equal bit for bit to the
+//! one-row product of its input. More rows go through decoded tiles and `gemm` (`panel.rs`).
 
 use super::isa::Isa;
 use super::kernels;
@@ -105,9 +104,9 @@ impl QuantMatrix {
     /// `x W^T` for a few input rows: the bands of `one_row`, each cut in groups of
     /// `SUB_BAND` weight rows that are dotted with every input row while in cache
     /// (`kernels::dot_rows_inputs`: the 32-weight block types decode each block once per four
-    /// or eight inputs). The kernel sees each input row with the rows `one_row` gives it and takes the
-    /// same steps, so every output row is that input's one-row product exactly (a sequence
-    /// decoded in a batch gets the numbers it gets alone).
+    /// or eight inputs). The kernel sees each input row with the rows `one_row` gives it and
+    /// takes the same steps, so every output row is that input's one-row product exactly (a
+    /// sequence decoded in a batch gets the numbers it gets alone).
     fn few_rows(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
         let (ty, rb) = (self.quant_type(), self.row_bytes());
         let n = self.row_count();
@@ -264,8 +263,8 @@ mod tests {
     }
 
     /// Each row of a few-row product is the one-row product of its input, bit for bit, for
-    /// 2 to 16 rows (whole groups of four and eight inputs and not), on every instruction set this CPU
-    /// has, on one thread and on three (a weight of 301 rows: uneven bands and a tail of one
+    /// 2 to `FEW_ROWS` rows (whole groups of four and eight inputs and not), on every
+    /// instruction set this CPU has, on one thread and on three (a weight of 301 rows: uneven bands and a tail of one
     /// row).
     #[test]
     fn few_rows_equal_their_one_row_products() -> Result<()> {

@@ -7,7 +7,7 @@
 //! independent chains of multiply-adds. The order of the sums is the same on every
 //! instruction set.
 //!
-//! Several input rows (`dot4_inputs`) share each block's decoded weights: each input then
+//! Several input rows (`dot_inputs`) share each block's decoded weights: each input then
 //! takes exactly the steps `dot4` takes for it alone, so its totals are `dot4`'s bit for bit,
 //! and all an extra input costs is its two multiply-adds per row and block.
 
