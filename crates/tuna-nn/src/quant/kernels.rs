@@ -4,7 +4,7 @@
 //! - `dot_rows`: one f32 input row times a band of stored rows (the one-row product);
 //! - `dot_rows_inputs`: a few input rows times a band of stored rows (`dot_rows` for each,
 //!   with each block of the 32-weight types decoded once per four inputs, or eight for Q4_0
-//!   and Q4_1);
+//!   and Q4_1, the inputs interleaved block by block);
 //! - `decode`: whole blocks to f32 (the panels the many-row products hand to `gemm`).
 //!
 //! The generic bodies are `#[inline(always)]` into functions carrying
@@ -51,36 +51,47 @@ fn dot_rows_body<F: Format, S: Simd>(
 }
 
 /// `dot_rows_body` for several input rows on a 32-weight block type: `x` holds the inputs one
-/// after another, `sums` their group sums likewise, and `y` their products with the rows,
-/// one run of row-count values per input. The inputs go up to eight at a time through
-/// `rows4::dot_inputs` (four stored rows at a time for up to four inputs, two for more) and
-/// the rows that `dot_rows_body` leaves to `dot_row` through `dot_row` too, so every input
-/// gets the numbers `dot_rows_body` gives it alone.
+/// after another and `xi` the same interleaved in groups of `inputs_per_group` (`Interleaved`),
+/// `sums` their group sums, and `y` their products with the rows, one run of row-count values
+/// per input. The inputs go up to eight at a time through `rows4::dot_inputs` (four stored
+/// rows at a time for up to four inputs, two for more) and the rows that `dot_rows_body`
+/// leaves to `dot_row` through `dot_row` too, so every input gets the numbers `dot_rows_body`
+/// gives it alone.
 #[inline(always)]
 fn dot_rows_inputs_body<B: Block32, S: Simd>(
     rows: &[u8],
     row_bytes: usize,
-    x: &[f32],
+    (x, xi): (&[f32], &[f32]),
     sums: &[f32],
     y: &mut [f32],
 ) {
     let n = rows.len() / row_bytes;
     let inputs = y.len() / n;
     let (k, kb) = (x.len() / inputs, sums.len() / inputs);
-    let per = if B::EIGHT_INPUTS { 8 } else { 4 };
-    let groups = (x.chunks(per * k).zip(sums.chunks(per * kb))).zip(y.chunks_mut(per * n));
+    let per = per_group::<B>();
+    let xs = x.chunks(per * k).zip(xi.chunks(per * k));
+    let groups = xs.zip(sums.chunks(per * kb)).zip(y.chunks_mut(per * n));
     for ((xg, sg), yg) in groups {
         let rows = (rows, row_bytes);
         match yg.len() / n {
-            1 => inputs_group::<B, S, 4, 1>(rows, (xg, sg), yg),
-            2 => inputs_group::<B, S, 4, 2>(rows, (xg, sg), yg),
-            3 => inputs_group::<B, S, 4, 3>(rows, (xg, sg), yg),
-            4 => inputs_group::<B, S, 4, 4>(rows, (xg, sg), yg),
-            5 => inputs_group::<B, S, 2, 5>(rows, (xg, sg), yg),
-            6 => inputs_group::<B, S, 2, 6>(rows, (xg, sg), yg),
-            7 => inputs_group::<B, S, 2, 7>(rows, (xg, sg), yg),
-            _ => inputs_group::<B, S, 2, 8>(rows, (xg, sg), yg),
+            1 => inputs_group::<B, S, 4, 1>(rows, xg, sg, yg),
+            2 => inputs_group::<B, S, 4, 2>(rows, xg, sg, yg),
+            3 => inputs_group::<B, S, 4, 3>(rows, xg, sg, yg),
+            4 => inputs_group::<B, S, 4, 4>(rows, xg, sg, yg),
+            5 => inputs_group::<B, S, 2, 5>(rows, xg, sg, yg),
+            6 => inputs_group::<B, S, 2, 6>(rows, xg, sg, yg),
+            7 => inputs_group::<B, S, 2, 7>(rows, xg, sg, yg),
+            _ => inputs_group::<B, S, 2, 8>(rows, xg, sg, yg),
         }
+    }
+}
+
+/// The inputs `dot_inputs` takes at once for type `B`: eight, or four where eight do not pay.
+const fn per_group<B: Block32>() -> usize {
+    if B::EIGHT_INPUTS {
+        8
+    } else {
+        4
     }
 }
 
@@ -89,16 +100,12 @@ fn dot_rows_inputs_body<B: Block32, S: Simd>(
 #[inline(always)]
 fn inputs_group<B: Block32, S: Simd, const Q: usize, const R: usize>(
     (rows, row_bytes): (&[u8], usize),
-    (x, sums): (&[f32], &[f32]),
+    (x, xi): (&[f32], &[f32]),
+    sums: &[f32],
     y: &mut [f32],
 ) {
     let n = rows.len() / row_bytes;
     let (k, kb) = (x.len() / R, sums.len() / R);
-    let (mut xs, mut ss) = ([x; R], [sums; R]);
-    for (r, (xr, sr)) in xs.iter_mut().zip(ss.iter_mut()).enumerate() {
-        *xr = &x[r * k..(r + 1) * k];
-        *sr = &sums[r * kb..(r + 1) * kb];
-    }
     // The rows `dot_rows_body` takes four at a time, then the rest one at a time.
     let (fours, rest) = rows.split_at(n / 4 * 4 * row_bytes);
     let step = Q * row_bytes;
@@ -110,14 +117,15 @@ fn inputs_group<B: Block32, S: Simd, const Q: usize, const R: usize>(
         for (i, bi) in b.iter_mut().enumerate() {
             *bi = &band[i * row_bytes..(i + 1) * row_bytes];
         }
-        let t = dot_inputs::<B, S, Q, R>(b, xs);
+        let t = dot_inputs::<B, S, Q, R>(b, xi);
         for (yr, tr) in y.chunks_exact_mut(n).zip(&t) {
             yr[Q * q..Q * q + Q].copy_from_slice(tr);
         }
     }
     let first_rest = n - rest.len() / row_bytes;
     for (i, row) in rest.chunks_exact(row_bytes).enumerate() {
-        for (yr, (xr, sr)) in y.chunks_exact_mut(n).zip(xs.iter().zip(&ss)) {
+        let inputs = x.chunks_exact(k).zip(sums.chunks_exact(kb));
+        for (yr, (xr, sr)) in y.chunks_exact_mut(n).zip(inputs) {
             yr[first_rest + i] = B::dot_row::<S>(row, xr, sr);
         }
     }
@@ -173,7 +181,7 @@ fn decode_body<F: Format, S: Simd>(blocks: &[u8], out: &mut [f32]) {
 
 builds!(Block32; dot_rows_inputs_body, dot_rows_inputs_on, dot_rows_inputs_avx512,
     dot_rows_inputs_avx2, dot_rows_inputs_portable,
-    (rows: &[u8], row_bytes: usize, x: &[f32], sums: &[f32], y: &mut [f32]));
+    (rows: &[u8], row_bytes: usize, x: (&[f32], &[f32]), sums: &[f32], y: &mut [f32]));
 
 builds!(Format; decode_body, decode_on, decode_avx512, decode_avx2, decode_portable,
     (blocks: &[u8], out: &mut [f32]));
@@ -208,7 +216,19 @@ pub(crate) fn dot_rows(
     with_format!(ty, dot_rows_on(isa, rows, row_bytes, x, sums, y))
 }
 
-/// `dot_rows` for several input rows: `x` holds them one after another, `sums` their group
+/// How many inputs at a time `dot_rows_inputs` takes for type `ty`, and so how `xi` must be
+/// interleaved (`Interleaved`); `None` for the types that take one input at a time.
+pub(crate) fn inputs_per_group(ty: QuantType) -> Option<usize> {
+    match ty {
+        QuantType::Q4_0 => Some(per_group::<Q4_0>()),
+        QuantType::Q4_1 => Some(per_group::<Q4_1>()),
+        QuantType::Q8_0 => Some(per_group::<Q8_0>()),
+        _ => None,
+    }
+}
+
+/// `dot_rows` for several input rows: `x` holds them one after another, `xi` the same
+/// interleaved as `inputs_per_group` says (empty where it says `None`), `sums` their group
 /// sums likewise (empty for float types), and `y` their products with the stored rows, one
 /// run of row-count values per input. Each input's run is bit for bit what `dot_rows` gives
 /// for it alone; the 32-weight block types decode each block once per four inputs (eight
@@ -217,15 +237,17 @@ pub(crate) fn dot_rows_inputs(
     isa: Isa,
     ty: QuantType,
     (rows, row_bytes): (&[u8], usize),
-    x: &[f32],
+    (x, xi): (&[f32], &[f32]),
     sums: &[f32],
     y: &mut [f32],
 ) {
+    let x = (x, xi);
     match ty {
         QuantType::Q4_0 => dot_rows_inputs_on::<Q4_0>(isa, rows, row_bytes, x, sums, y),
         QuantType::Q4_1 => dot_rows_inputs_on::<Q4_1>(isa, rows, row_bytes, x, sums, y),
         QuantType::Q8_0 => dot_rows_inputs_on::<Q8_0>(isa, rows, row_bytes, x, sums, y),
         _ => {
+            let x = x.0;
             let inputs = y.len() / (rows.len() / row_bytes);
             let (k, kb) = (x.len() / inputs, sums.len() / inputs);
             for (j, yj) in y.chunks_mut(y.len() / inputs).enumerate() {

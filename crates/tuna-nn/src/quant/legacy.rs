@@ -24,7 +24,7 @@ fn nibbles(qs: &[u8; 16], offset: u8) -> ([u8; 16], [u8; 16]) {
 /// and the order of `rows4` (a row outside the groups of four).
 #[inline(always)]
 fn dot_weights<B: Block32, S: Simd>(b: &[u8], d: f32, c: f32, x: &[f32], acc: &mut Acc<S>) {
-    let w = B::weights(B::ints::<S>(b), d, c);
+    let w = B::block_weights::<S>(b, d, c);
     acc.lanes = B::madd_block(w, (S::load(x), S::load(&x[16..])), acc.lanes);
 }
 
@@ -49,6 +49,11 @@ impl Block32 for Q4_0 {
     }
 
     #[inline(always)]
+    fn block_weights<S: Simd>(b: &[u8], d: f32, c: f32) -> (S, S) {
+        S::nibble_weights(bytes16(b, 2), d, c)
+    }
+
+    #[inline(always)]
     fn offsets4<S: Simd>(_: [&[u8]; 4], d: [f32; 4]) -> [f32; 4] {
         [-8.0 * d[0], -8.0 * d[1], -8.0 * d[2], -8.0 * d[3]]
     }
@@ -61,6 +66,11 @@ impl Block32 for Q4_1 {
     #[inline(always)]
     fn ints<S: Simd>(b: &[u8]) -> (S, S) {
         S::from_nibbles(bytes16(b, 4))
+    }
+
+    #[inline(always)]
+    fn block_weights<S: Simd>(b: &[u8], d: f32, c: f32) -> (S, S) {
+        S::nibble_weights(bytes16(b, 4), d, c)
     }
 
     /// The minimums, four in one conversion.

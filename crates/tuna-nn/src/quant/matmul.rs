@@ -9,6 +9,7 @@
 //! decoded once per four or eight of them), and each output row equal bit for bit to the
 //! one-row product of its input. More rows go through decoded tiles and `gemm` (`panel.rs`).
 
+use super::interleave::Interleaved;
 use super::isa::Isa;
 use super::kernels;
 use super::matrix::QuantMatrix;
@@ -112,6 +113,8 @@ impl QuantMatrix {
         let n = self.row_count();
         // Each row's group sums, one row after another (a row is whole groups of 32).
         let sums = if ty.is_float() { Vec::new() } else { sums32(x) };
+        let xi = kernels::inputs_per_group(ty).map(|per| Interleaved::new(x, m, per));
+        let xi = xi.as_ref().map_or(&[][..], Interleaved::values);
         let threads = rayon::current_num_threads();
         let band = n.div_ceil(4 * threads).max(MIN_BAND);
         // Band i's products, (m, rows of the band).
@@ -124,7 +127,7 @@ impl QuantMatrix {
                 let s = SUB_BAND.min(len - s0);
                 let rows = &self.bytes()[(r0 + s0) * rb..(r0 + s0 + s) * rb];
                 let ys = &mut group[..m * s];
-                kernels::dot_rows_inputs(isa, ty, (rows, rb), x, &sums, ys);
+                kernels::dot_rows_inputs(isa, ty, (rows, rb), (x, xi), &sums, ys);
                 for (j, yj) in ys.chunks(s).enumerate() {
                     out[j * len + s0..j * len + s0 + s].copy_from_slice(yj);
                 }

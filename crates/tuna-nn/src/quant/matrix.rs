@@ -64,12 +64,15 @@ impl QuantMatrix {
         let (rows, cols) = t.dims2()?;
         let ty = QuantType::from_ggml(dtype)?;
         let t = t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
         let data = match ty {
-            QuantType::F32 | QuantType::F16 | QuantType::BF16 => {
-                let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
-                float_bytes(ty, &v)
+            QuantType::F32 | QuantType::F16 | QuantType::BF16 => float_bytes(ty, &v),
+            // A tensor of its own: candle's quantiser reads the whole storage, whatever the
+            // view (a row range of a larger tensor would be quantised from the wrong values).
+            _ => {
+                let own = Tensor::from_vec(v, (rows, cols), &Device::Cpu)?;
+                QTensor::quantize(&own, dtype)?.data()?.into_owned()
             }
-            _ => QTensor::quantize(&t, dtype)?.data()?.into_owned(),
         };
         Self::from_bytes(data, dtype, (rows, cols))
     }
@@ -212,6 +215,20 @@ mod tests {
             let back = QuantMatrix::from_qtensor(&q)?;
             assert_eq!((back.row_count(), back.col_count()), (5, 512));
             assert_eq!(back.dtype(), dtype);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_view_is_quantised_from_its_own_values() -> Result<()> {
+        // Rows 3..7 of a larger tensor: candle's quantiser alone reads rows 0..4.
+        let t = Tensor::randn(0f32, 1., (8, 64), &Device::Cpu)?;
+        let view = t.narrow(0, 3, 4)?;
+        let own = Tensor::from_vec(view.flatten_all()?.to_vec1::<f32>()?, (4, 64), &Device::Cpu)?;
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1, GgmlDType::F16] {
+            let a = QuantMatrix::quantize(&view, dtype)?;
+            let b = QuantMatrix::quantize(&own, dtype)?;
+            assert_eq!(a.bytes(), b.bytes(), "{dtype:?}");
         }
         Ok(())
     }

@@ -29,13 +29,14 @@
 //!
 //! One concept per file: `isa` (which instruction set), `simd` and `simd_x86` (the
 //! 16-lane vector the kernels are written in), `format` (the stored types), `legacy`, `kquant` and `float` (each type's dot
-//! product and decoding), `rows4` (four rows of a 32-weight block type at once), `kernels` (their builds per instruction set), `matrix`
+//! product and decoding), `rows4` (four rows of a 32-weight block type at once), `interleave` (their inputs block by block), `kernels` (their builds per instruction set), `matrix`
 //! (`QuantMatrix`), `gather` (rows looked up and decoded), `matmul` (the products, one-row case), `panel` (many rows, on `gemm`),
-//! `op` (`QLinear`).
+//! `op` (`QLinear`), `split` and `team` (a product's rows across threads).
 
 mod float;
 mod format;
 mod gather;
+mod interleave;
 mod isa;
 mod kernels;
 mod kquant;
@@ -49,6 +50,7 @@ mod simd;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
 mod split;
+mod team;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -30,6 +30,13 @@ pub(crate) trait Block32: Format {
     /// `d * q + c` (`q` from `ints`), one rounding (a fused multiply-add).
     fn offsets4<S: Simd>(b: [&[u8]; 4], d: [f32; 4]) -> [f32; 4];
 
+    /// The 32 weights of block `b` as f32, for its scale `d` and offset `c`: `weights` of
+    /// its `ints` (the 4-bit types look their 16 values up instead, the same numbers).
+    #[inline(always)]
+    fn block_weights<S: Simd>(b: &[u8], d: f32, c: f32) -> (S, S) {
+        Self::weights(Self::ints::<S>(b), d, c)
+    }
+
     /// The block's 32 weights as f32 from its integers, scale `d` and offset `c`.
     #[inline(always)]
     fn weights<S: Simd>((lo, hi): (S, S), d: f32, c: f32) -> (S, S) {
@@ -68,7 +75,7 @@ fn weights_of<B: Block32, S: Simd, const Q: usize>(b: [&[u8]; Q]) -> [(S, S); Q]
     let c = std::hint::black_box(B::offsets4::<S>(four, d));
     let mut w = [(S::zero(), S::zero()); Q];
     for (i, wi) in w.iter_mut().enumerate() {
-        *wi = B::weights(B::ints::<S>(b[i]), d[i], c[i]);
+        *wi = B::block_weights::<S>(b[i], d[i], c[i]);
     }
     w
 }
@@ -76,38 +83,55 @@ fn weights_of<B: Block32, S: Simd, const Q: usize>(b: [&[u8]; Q]) -> [(S, S); Q]
 /// `x · row` for four stored rows of type `B`, each row's 16 lanes summed once at the end.
 #[inline(always)]
 pub(crate) fn dot4<B: Block32, S: Simd>(rows: [&[u8]; 4], x: &[f32]) -> [f32; 4] {
-    dot_inputs::<B, S, 4, 1>(rows, [x])[0]
+    dot_inputs::<B, S, 4, 1>(rows, x)[0]
 }
 
-/// `dot4` for `Q` stored rows (2 or 4) and `R` input rows at once: `xs[r]` gives
-/// `totals[r]`, equal bit for bit to what `dot4` gives each row for `xs[r]` alone. Each block
-/// of the stored rows is decoded to its weights once for all the inputs, which then take two
-/// multiply-adds per row and block each. `Q * R` accumulators: at most 16 keep them all in
-/// registers (four rows for up to four inputs, two rows for up to eight).
+/// `dot4` for `Q` stored rows (2 or 4) and `R` input rows at once, the inputs interleaved
+/// block by block (`xi`: input 0's first 32 values, input 1's, ..., then each input's next
+/// 32; `Interleaved`): `totals[r]` is bit for bit what `dot4` gives each row for input `r`
+/// alone. Each block of the stored rows is decoded to its weights once for all the inputs,
+/// which then take two multiply-adds per row and block each. `Q * R` accumulators: at most
+/// 16 keep them all in registers (four rows for up to four inputs, two rows for up to eight).
 #[inline(always)]
 pub(crate) fn dot_inputs<B: Block32, S: Simd, const Q: usize, const R: usize>(
     rows: [&[u8]; Q],
-    xs: [&[f32]; R],
+    xi: &[f32],
 ) -> [[f32; Q]; R] {
     // No closures: everything here must be inlined into the `#[target_feature]` builds; the
     // loops over `R` and `Q` unroll.
     let mut acc = [[S::zero(); Q]; R];
     let n = B::BYTES;
-    for j in 0..rows[0].len() / n {
+    for (j, xj) in xi.chunks_exact(32 * R).enumerate() {
         let mut b = [rows[0]; Q];
         for (bi, row) in b.iter_mut().zip(&rows) {
             *bi = &row[j * n..(j + 1) * n];
         }
         let w = weights_of::<B, S, Q>(b);
-        for (a, xr) in acc.iter_mut().zip(&xs) {
-            let xb = &xr[32 * j..32 * j + 32];
+        for (a, xb) in acc.iter_mut().zip(xj.chunks_exact(32)) {
             let x = (S::load(xb), S::load(&xb[16..]));
             for (ai, wi) in a.iter_mut().zip(&w) {
                 *ai = B::madd_block(*wi, x, *ai);
             }
         }
     }
+    lane_sums(acc)
+}
+
+/// Each accumulator's `Simd::sum`, sixteen at a time where there are sixteen.
+#[inline(always)]
+fn lane_sums<S: Simd, const Q: usize, const R: usize>(acc: [[S; Q]; R]) -> [[f32; Q]; R] {
     let mut totals = [[0f32; Q]; R];
+    if Q * R == 16 {
+        let mut all = [S::zero(); 16];
+        for (i, a) in acc.iter().flatten().enumerate() {
+            all[i] = *a;
+        }
+        let sums = S::sum16(all);
+        for (i, t) in totals.iter_mut().flatten().enumerate() {
+            *t = sums[i];
+        }
+        return totals;
+    }
     for (t, a) in totals.iter_mut().zip(&acc) {
         for (ti, ai) in t.iter_mut().zip(a) {
             *ti = ai.sum();

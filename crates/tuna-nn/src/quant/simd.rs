@@ -43,6 +43,24 @@ pub(crate) trait Simd: Copy {
     fn madd1(a: f32, b: f32, c: f32) -> f32;
     /// The sum of the lanes: lane j + lane j+8, then j+4, j+2, j+1.
     fn sum(self) -> f32;
+    /// `sum` of each of 16 vectors (the same additions, so the same totals bit for bit);
+    /// AVX-512 adds the vectors' halves two vectors at a time.
+    #[inline(always)]
+    fn sum16(v: [Self; 16]) -> [f32; 16] {
+        let mut out = [0f32; 16];
+        for (o, vi) in out.iter_mut().zip(v) {
+            *o = vi.sum();
+        }
+        out
+    }
+    /// The 32 weights `d * q + c` (one rounding) of 16 bytes of 4-bit values `q`: the low
+    /// nibbles, then the high ones. AVX-512 looks each one up in a table of the 16 values.
+    #[inline(always)]
+    fn nibble_weights(b: &[u8; 16], d: f32, c: f32) -> (Self, Self) {
+        let (lo, hi) = Self::from_nibbles(b);
+        let (d, c) = (Self::splat(d), Self::splat(c));
+        (lo.madd(d, c), hi.madd(d, c))
+    }
     /// Writes the lanes to `out[..16]`.
     fn store(self, out: &mut [f32]);
 }
@@ -180,7 +198,7 @@ pub(crate) fn bf16_to_f32(h: u16) -> f32 {
 /// The little-endian u16 at byte `at` of `b`.
 #[inline(always)]
 pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
 
 /// The f16 scale stored at byte `at` of a block, as f32.

@@ -47,6 +47,47 @@ fn prefetch_lines(b: &[u8]) {
     }
 }
 
+/// The 128-bit quarters of `a` and `b` that `A` picks plus those that `B` picks.
+#[inline(always)]
+unsafe fn halve_quarters<const A: i32, const B: i32>(a: __m512, b: __m512) -> __m512 {
+    _mm512_add_ps(
+        _mm512_shuffle_f32x4::<A>(a, b),
+        _mm512_shuffle_f32x4::<B>(a, b),
+    )
+}
+
+/// Within each 128-bit lane: the lanes picked by `A` plus those picked by `B`.
+#[inline(always)]
+unsafe fn halve_lanes<const A: i32, const B: i32>(a: __m512, b: __m512) -> __m512 {
+    _mm512_add_ps(_mm512_shuffle_ps::<A>(a, b), _mm512_shuffle_ps::<B>(a, b))
+}
+
+/// `Simd::sum` of each of 16 vectors, two vectors per instruction: each step adds halves
+/// as `sum` does (lane j + j+8, then j+4, j+2, j+1) and pairs the partial sums of two
+/// vectors in one register. The last step leaves vector `4t + l`'s total in lane `4l + t`;
+/// one permutation puts it in lane `4t + l`.
+#[inline(always)]
+unsafe fn sum16_512(v: [__m512; 16]) -> [f32; 16] {
+    let mut s8 = [_mm512_setzero_ps(); 8];
+    for (i, s) in s8.iter_mut().enumerate() {
+        // [a.q0 a.q1 b.q0 b.q1] + [a.q2 a.q3 b.q2 b.q3]: 8 lanes of each vector.
+        *s = halve_quarters::<0b01_00_01_00, 0b11_10_11_10>(v[2 * i], v[2 * i + 1]);
+    }
+    let mut s4 = [_mm512_setzero_ps(); 4];
+    for (i, s) in s4.iter_mut().enumerate() {
+        // [a.q0 a.q2 b.q0 b.q2] + [a.q1 a.q3 b.q1 b.q3]: 4 lanes of each of four vectors.
+        *s = halve_quarters::<0b10_00_10_00, 0b11_01_11_01>(s8[2 * i], s8[2 * i + 1]);
+    }
+    // Per 128-bit lane [a0 a1 b0 b1] + [a2 a3 b2 b3], then [a0 a2 b0 b2] + [a1 a3 b1 b3].
+    let s2a = halve_lanes::<0b01_00_01_00, 0b11_10_11_10>(s4[0], s4[1]);
+    let s2b = halve_lanes::<0b01_00_01_00, 0b11_10_11_10>(s4[2], s4[3]);
+    let s1 = halve_lanes::<0b10_00_10_00, 0b11_01_11_01>(s2a, s2b);
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let mut out = [0f32; 16];
+    _mm512_storeu_ps(out.as_mut_ptr(), _mm512_permutexvar_ps(order, s1));
+    out
+}
+
 /// 16 f32 lanes in one AVX-512 register.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512(__m512);
@@ -87,6 +128,31 @@ impl Simd for Avx512 {
             let hi = _mm512_srli_epi32(v, 4);
             (Self(_mm512_cvtepi32_ps(lo)), Self(_mm512_cvtepi32_ps(hi)))
         }
+    }
+    #[inline(always)]
+    fn nibble_weights(b: &[u8; 16], d: f32, c: f32) -> (Self, Self) {
+        unsafe {
+            // The 16 values `d * q + c` for q = 0..16, each rounded once as `madd` rounds;
+            // the permutation reads only an index's low 4 bits, so the low nibbles need no
+            // mask.
+            let iota = _mm512_setr_ps(
+                0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                15.0,
+            );
+            let table = _mm512_fmadd_ps(iota, _mm512_set1_ps(d), _mm512_set1_ps(c));
+            let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(b.as_ptr() as *const __m128i));
+            let lo = _mm512_permutexvar_ps(v, table);
+            let hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
+            (Self(lo), Self(hi))
+        }
+    }
+    #[inline(always)]
+    fn sum16(v: [Self; 16]) -> [f32; 16] {
+        let mut r = [unsafe { _mm512_setzero_ps() }; 16];
+        for (ri, vi) in r.iter_mut().zip(v) {
+            *ri = vi.0;
+        }
+        unsafe { sum16_512(r) }
     }
     #[inline(always)]
     fn prefetch(b: &[u8]) {
