@@ -144,7 +144,7 @@ fn exp_sum_loop(row: &mut [f32], max: f32) -> f32 {
 }
 
 #[inline(always)]
-fn softmax_loop(rows: &mut [f32], d: usize) {
+pub(crate) fn softmax_loop(rows: &mut [f32], d: usize) {
     for row in rows.chunks_mut(d.max(1)) {
         let sum = exp_sum_loop(row, max_loop(row));
         let inv = 1.0 / sum;

@@ -9,6 +9,7 @@ pub mod adamw_op;
 pub mod attention;
 pub mod attention_op;
 pub mod attention_packed;
+mod decode_attention;
 pub mod delta;
 pub mod dropout;
 pub mod embedding;

@@ -49,7 +49,7 @@ mod rows4;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
-mod split;
+pub(crate) mod split;
 mod team;
 #[cfg(test)]
 pub(crate) mod testing;

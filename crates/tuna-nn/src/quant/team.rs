@@ -118,8 +118,15 @@ pub(crate) fn run(jobs: &[&(dyn Fn() + Sync)], first: impl FnOnce()) -> bool {
     let mine = catch_unwind(AssertUnwindSafe(first));
     for h in helpers {
         let want = h.posted.load(Ordering::Relaxed);
+        let mut spins = 0u32;
         while h.done.load(Ordering::Acquire) != want {
-            std::hint::spin_loop();
+            // A helper that lost its core (more threads than cores) gets it back sooner.
+            spins += 1;
+            if spins < 1 << 16 {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
         }
     }
     let theirs = helpers
