@@ -83,7 +83,7 @@ fn values(s: &Storage) -> Option<&[f32]> {
 
 /// Decoding attention: `q` (B, Hkv, rep * Tq, D) contiguous, `k`, `v` (B, Hkv, Tk, D) with
 /// contiguous rows, `mask` (1 or B, Tq, Tk) contiguous; the output (B, Hkv * rep, Tq, D).
-/// `None` when an input is not f32 on the CPU.
+/// `None` when an input is not f32 on the CPU or there are no keys.
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -93,6 +93,9 @@ pub(crate) fn attention(
 ) -> Result<Option<Tensor>> {
     let (b, hkv, rows, d) = q.dims4()?;
     let tk = k.dim(2)?;
+    if tk == 0 {
+        return Ok(None);
+    }
     let (qs, ql) = q.storage_and_layout();
     let (ks, kl) = k.storage_and_layout();
     let (vs, vl) = v.storage_and_layout();

@@ -5,8 +5,8 @@
 //! it on one thread whatever the thread count. Here each thread takes a band of weight rows
 //! (each band one single-row product, computed as before) and the bands' outputs are joined.
 
+use crate::quant::split::for_each_share;
 use candle_core::{Result, Tensor};
-use rayon::prelude::*;
 
 /// Weights with fewer rows than this stay on one thread.
 const MIN_ROWS: usize = 256;
@@ -37,12 +37,19 @@ fn one_row(x: &Tensor, weight: &Tensor) -> bool {
 pub fn row_split_matmul(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let n = weight.dim(0)?;
     let band = n.div_ceil(rayon::current_num_threads());
-    let parts = (0..n.div_ceil(band))
-        .into_par_iter()
-        .map(|i| {
-            let rows = band.min(n - i * band);
-            x.matmul(&weight.narrow(0, i * band, rows)?.t()?)
-        })
+    let product = |i: usize| {
+        let rows = band.min(n - i * band);
+        x.matmul(&weight.narrow(0, i * band, rows)?.t()?)
+    };
+    // The bands as the quantised products split theirs: the first on this thread, the others
+    // on helpers that spin between products (`quant/team.rs`).
+    let mut parts: Vec<(usize, Result<Tensor>)> = (0..n.div_ceil(band))
+        .map(|i| (i, Err(candle_core::Error::Msg("band not run".into()))))
+        .collect();
+    for_each_share(&mut parts, |(i, out)| *out = product(*i));
+    let parts = parts
+        .into_iter()
+        .map(|(_, p)| p)
         .collect::<Result<Vec<_>>>()?;
     Tensor::cat(&parts, 1)
 }
