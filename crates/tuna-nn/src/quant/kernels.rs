@@ -241,13 +241,12 @@ pub(crate) fn dot_rows_inputs(
     sums: &[f32],
     y: &mut [f32],
 ) {
-    let x = (x, xi);
+    let both = (x, xi);
     match ty {
-        QuantType::Q4_0 => dot_rows_inputs_on::<Q4_0>(isa, rows, row_bytes, x, sums, y),
-        QuantType::Q4_1 => dot_rows_inputs_on::<Q4_1>(isa, rows, row_bytes, x, sums, y),
-        QuantType::Q8_0 => dot_rows_inputs_on::<Q8_0>(isa, rows, row_bytes, x, sums, y),
+        QuantType::Q4_0 => dot_rows_inputs_on::<Q4_0>(isa, rows, row_bytes, both, sums, y),
+        QuantType::Q4_1 => dot_rows_inputs_on::<Q4_1>(isa, rows, row_bytes, both, sums, y),
+        QuantType::Q8_0 => dot_rows_inputs_on::<Q8_0>(isa, rows, row_bytes, both, sums, y),
         _ => {
-            let x = x.0;
             let inputs = y.len() / (rows.len() / row_bytes);
             let (k, kb) = (x.len() / inputs, sums.len() / inputs);
             for (j, yj) in y.chunks_mut(y.len() / inputs).enumerate() {

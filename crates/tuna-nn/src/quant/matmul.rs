@@ -267,8 +267,8 @@ mod tests {
 
     /// Each row of a few-row product is the one-row product of its input, bit for bit, for
     /// 2 to `FEW_ROWS` rows (whole groups of four and eight inputs and not), on every
-    /// instruction set this CPU has, on one thread and on three (a weight of 301 rows: uneven bands and a tail of one
-    /// row).
+    /// instruction set this CPU has, on one thread and on three (a weight of 301 rows: uneven
+    /// bands and a tail of one row).
     #[test]
     fn few_rows_equal_their_one_row_products() -> Result<()> {
         let (n, k) = (301, 512);
