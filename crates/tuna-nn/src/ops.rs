@@ -68,11 +68,13 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 }
 
 /// `silu(gate) * up` (the gated feed-forward product of Llama-family models).
+/// One vectorised pass where the inputs are f32 on the CPU (`swiglu`), tracked or not: in
+/// a decoding step candle's `silu` took a scalar `exp` per element.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if swiglu::supported(gate, up) {
+        return swiglu::swiglu(gate, up);
+    }
     if tracked(&[gate, up]) {
-        if swiglu::supported(gate, up) {
-            return swiglu::swiglu(gate, up);
-        }
         fallback::note("tuna-swiglu", gate, "candle's silu and mul");
     }
     gate.silu()? * up

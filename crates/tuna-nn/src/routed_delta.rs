@@ -9,38 +9,52 @@ use crate::visit::Visitor;
 use crate::weight::Weight;
 use candle_core::{Result, Tensor};
 
-/// A run of rows: its first row, its length, and its delta (none: passed through).
-type Span<'a> = (usize, usize, Option<&'a dyn WeightDelta>);
+/// A run of rows: its first row, its length, and the index of its delta (none: passed
+/// through).
+type Span = (usize, usize, Option<usize>);
 
-/// Runs of rows, each adapted by its own delta (or passed through).
+/// Runs of rows, each adapted by one of a few deltas (or passed through).
 #[derive(Debug, Clone)]
 pub struct RoutedDelta {
-    /// (rows, delta) in row order.
-    runs: Vec<(usize, Option<Box<dyn WeightDelta>>)>,
+    /// (rows, index into `deltas`) in row order.
+    runs: Vec<(usize, Option<usize>)>,
+    deltas: Vec<Box<dyn WeightDelta>>,
 }
 
 impl RoutedDelta {
-    /// The delta of rows in `runs`: `(n, d)` for the next `n` rows, adapted by `d`.
-    pub fn new(runs: Vec<(usize, Option<Box<dyn WeightDelta>>)>) -> Self {
-        Self { runs }
+    /// The delta of rows in `runs`: `(n, Some(i))` for the next `n` rows adapted by
+    /// `deltas[i]`, `(n, None)` for `n` rows passed through. Runs of one delta need not be
+    /// consecutive: its rows are gathered and adapted together.
+    pub fn new(runs: Vec<(usize, Option<usize>)>, deltas: Vec<Box<dyn WeightDelta>>) -> Self {
+        Self { runs, deltas }
     }
 
     /// Each run as (first row, rows, delta), checked against the `n` rows of an input.
-    fn spans(&self, n: usize) -> Result<Vec<Span<'_>>> {
+    fn spans(&self, n: usize) -> Result<Vec<Span>> {
         let mut start = 0;
-        let spans = self
-            .runs
-            .iter()
-            .map(|(len, d)| {
-                let span = (start, *len, d.as_deref());
-                start += len;
-                span
-            })
-            .collect();
+        let mut spans = Vec::with_capacity(self.runs.len());
+        for &(len, d) in &self.runs {
+            if d.is_some_and(|d| d >= self.deltas.len()) {
+                candle_core::bail!("routed delta: run of delta {d:?} of {}", self.deltas.len())
+            }
+            spans.push((start, len, d));
+            start += len;
+        }
         if start != n {
             candle_core::bail!("routed delta over {start} rows applied to {n} rows")
         }
         Ok(spans)
+    }
+
+    /// The rows of each delta, in row order.
+    fn rows_of(&self, spans: &[Span]) -> Vec<Vec<u32>> {
+        let mut rows = vec![Vec::new(); self.deltas.len()];
+        for &(start, len, d) in spans {
+            if let Some(d) = d {
+                rows[d].extend(start as u32..(start + len) as u32);
+            }
+        }
+        rows
     }
 }
 
@@ -50,7 +64,11 @@ impl WeightDelta for RoutedDelta {
         let mut parts = Vec::with_capacity(self.runs.len());
         for (start, len, d) in self.spans(x.dim(0)?)? {
             let rows = x.narrow(0, start, len)?;
-            match d.map(|d| d.input(&rows)).transpose()?.flatten() {
+            match d
+                .map(|d| self.deltas[d].input(&rows))
+                .transpose()?
+                .flatten()
+            {
                 Some(t) => {
                     changed = true;
                     parts.push(t)
@@ -64,6 +82,9 @@ impl WeightDelta for RoutedDelta {
         }
     }
 
+    /// Each delta's rows gathered and adapted in one call (a decoding batch's rows come in
+    /// arrival order, each adapter's scattered among the others'), then every row put back
+    /// in its place.
     fn output(
         &self,
         x: &Tensor,
@@ -71,19 +92,29 @@ impl WeightDelta for RoutedDelta {
         weight: &Weight,
         bias: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let spans = self.spans(x.dim(0)?)?;
+        let n = x.dim(0)?;
+        let spans = self.spans(n)?;
         if spans.iter().all(|(_, _, d)| d.is_none()) {
             return Ok(base);
         }
-        let mut parts = Vec::with_capacity(spans.len());
-        for (start, len, d) in spans {
-            let rows = base.narrow(0, start, len)?;
-            parts.push(match d {
-                Some(d) => d.output(&x.narrow(0, start, len)?, rows, weight, bias)?,
-                None => rows,
-            });
+        let rows = self.rows_of(&spans);
+        let mut parts = vec![base.clone()];
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut next = n as u32;
+        for (d, r) in rows.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            if r.len() == n {
+                return self.deltas[d].output(x, base, weight, bias);
+            }
+            let at = Tensor::from_slice(r, r.len(), x.device())?;
+            let (xs, bs) = (x.index_select(&at, 0)?, base.index_select(&at, 0)?);
+            parts.push(self.deltas[d].output(&xs, bs, weight, bias)?);
+            for &row in r {
+                order[row as usize] = next;
+                next += 1;
+            }
         }
-        Tensor::cat(&parts, 0)
+        let order = Tensor::from_vec(order, n, x.device())?;
+        Tensor::cat(&parts, 0)?.index_select(&order, 0)
     }
 
     /// Routing is set up for one forward pass and holds no tensors of its own to save.
@@ -143,9 +174,9 @@ mod tests {
         l
     }
 
-    /// Rows in runs of a base run, two deltas (one changing the input) and the base again give,
-    /// row for row, what each run's own layer gives them (to rounding: the dense product may
-    /// block a different number of rows differently).
+    /// Rows in runs of a base run, two deltas (one changing the input, one in two runs) and
+    /// the base again give, row for row, what each run's own layer gives them (to rounding:
+    /// the dense product may block a different number of rows differently).
     #[test]
     fn each_run_of_rows_gets_its_own_delta() -> Result<()> {
         let dev = Device::Cpu;
@@ -161,20 +192,37 @@ mod tests {
             m: Tensor::randn(0f32, 1.0, (i, o), &dev)?,
             scale_input: Some(0.5),
         });
-        let runs = [(2, None), (1, Some(a)), (3, Some(c)), (1, None)];
-        let routed = RoutedDelta::new(runs.to_vec());
+        let deltas = vec![a, c];
+        let runs = [
+            (2, None),
+            (1, Some(0)),
+            (2, Some(1)),
+            (1, None),
+            (1, Some(0)),
+        ];
+        let routed = RoutedDelta::new(runs.to_vec(), deltas.clone());
         let got = layer(&w, &b, Some(Box::new(routed))).forward(&x)?;
         let mut start = 0;
         for (n, d) in runs {
             let rows = x.narrow(0, start, n)?;
-            let want = layer(&w, &b, d).forward(&rows)?;
+            let want = layer(&w, &b, d.map(|d| deltas[d].clone())).forward(&rows)?;
             let diff = (got.narrow(0, start, n)? - want)?.abs()?.max_all()?;
             let diff = diff.to_scalar::<f32>()?;
             assert!(diff < 1e-5, "rows {start}..{}: {diff}", start + n);
             start += n;
         }
-        let short = RoutedDelta::new(vec![(3, None)]);
+        let short = RoutedDelta::new(vec![(3, None)], vec![]);
         assert!(layer(&w, &b, Some(Box::new(short))).forward(&x).is_err());
+        let unknown = RoutedDelta::new(vec![(7, Some(1))], deltas[..1].to_vec());
+        assert!(layer(&w, &b, Some(Box::new(unknown))).forward(&x).is_err());
+        let all = RoutedDelta::new(vec![(3, Some(1)), (4, Some(1))], deltas.clone());
+        let got = layer(&w, &b, Some(Box::new(all))).forward(&x)?;
+        let want = layer(&w, &b, Some(deltas[1].clone())).forward(&x)?;
+        assert_eq!(
+            got.to_vec2::<f32>()?,
+            want.to_vec2::<f32>()?,
+            "one delta for every row"
+        );
         Ok(())
     }
 }

@@ -49,15 +49,31 @@ pub fn runs(models: &[String]) -> Vec<(&str, usize)> {
 
 /// Sets every linear layer of `mixer` to route the rows of `runs` ((rows, the deltas of their
 /// adapter, `None` for the base) in row order); a layer that no run adapts is left plain.
+/// The runs of an adapter share one delta, so that its rows are adapted in one call.
 pub fn route(mixer: &mut Model, runs: &[(usize, Option<&Deltas>)]) -> Result<(), Error> {
     mixer.network.linears(&mut |name, l| {
-        let parts: Vec<(usize, Option<Box<dyn WeightDelta>>)> = runs
+        let mut deltas: Vec<&Box<dyn WeightDelta>> = Vec::new();
+        let parts: Vec<(usize, Option<usize>)> = runs
             .iter()
-            .map(|(n, d)| (*n, d.and_then(|d| d.get(name)).cloned()))
+            .map(|(n, d)| {
+                let d = d.and_then(|d| d.get(name)).map(|d| {
+                    match deltas.iter().position(|seen| std::ptr::eq(*seen, d)) {
+                        Some(i) => i,
+                        None => {
+                            deltas.push(d);
+                            deltas.len() - 1
+                        }
+                    }
+                });
+                (*n, d)
+            })
             .collect();
-        l.delta = match parts.iter().any(|(_, d)| d.is_some()) {
-            true => Some(Box::new(RoutedDelta::new(parts))),
-            false => None,
+        l.delta = match deltas.is_empty() {
+            false => {
+                let owned = deltas.into_iter().cloned().collect();
+                Some(Box::new(RoutedDelta::new(parts, owned)))
+            }
+            true => None,
         };
         Ok(())
     })?;

@@ -159,7 +159,9 @@ macro_rules! builds {
                 match isa {
                     // SAFETY: the CPU has the features these builds were compiled for
                     // (checked above).
-                    Isa::Avx512 => return unsafe { $avx512::<F>($($arg),*) },
+                    Isa::Avx512Vnni | Isa::Avx512 => {
+                        return unsafe { $avx512::<F>($($arg),*) }
+                    }
                     Isa::Avx2 => return unsafe { $avx2::<F>($($arg),*) },
                     Isa::Portable => {}
                 }

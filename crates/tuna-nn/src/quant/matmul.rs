@@ -9,13 +9,19 @@
 //! decoded once per four or eight of them), and each output row equal bit for bit to the
 //! one-row product of its input. More rows go through decoded tiles and `gemm` (`panel.rs`).
 
+#[cfg(target_arch = "x86_64")]
+use super::int_inputs::IntInputs;
 use super::interleave::Interleaved;
 use super::isa::Isa;
 use super::kernels;
 use super::matrix::QuantMatrix;
 use super::panel;
+#[cfg(target_arch = "x86_64")]
+use super::repack::{Repacked, ROWS};
 use super::simd::sums32;
 use super::split::for_each_share;
+#[cfg(target_arch = "x86_64")]
+use super::vnni;
 use candle_core::Result;
 
 /// Bands of fewer rows than this are not split further across threads.
@@ -43,6 +49,12 @@ impl QuantMatrix {
         let n = self.row_count();
         if m * n == 0 {
             return Ok(vec![0.0; m * n]);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512Vnni && m <= FEW_ROWS {
+            if let Some(p) = self.repacked() {
+                return Ok(int_rows(p, x, m, n));
+            }
         }
         if m == 1 {
             return Ok(self.one_row(isa, x));
@@ -148,6 +160,29 @@ impl QuantMatrix {
     }
 }
 
+/// `x W^T` for up to `FEW_ROWS` input rows on the integer kernels (`vnni.rs`): the inputs
+/// rounded to 16 bits once, the groups of 16 weight rows split in bands across the threads,
+/// and each output row the one-row product of its input (every input takes the same steps).
+#[cfg(target_arch = "x86_64")]
+fn int_rows(p: &Repacked, x: &[f32], m: usize, n: usize) -> Vec<f32> {
+    let xi = IntInputs::new(x, m);
+    let threads = rayon::current_num_threads();
+    let band = p.groups.div_ceil(4 * threads).max(MIN_BAND / ROWS);
+    let mut y = vec![0f32; m * n];
+    let out = vnni::Out {
+        ptr: y.as_mut_ptr(),
+        n,
+    };
+    let mut bands: Vec<usize> = (0..p.groups.div_ceil(band)).collect();
+    for_each_share(&mut bands, |i| {
+        let groups = *i * band..((*i + 1) * band).min(p.groups);
+        // SAFETY: `Isa::Avx512Vnni` is chosen only where the CPU supports it (checked by
+        // `matmul_t_on`); each band writes its own columns of `y`, which outlives the shares.
+        unsafe { vnni::dot_groups(p, groups, &xi, out) };
+    });
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,8 +204,8 @@ mod tests {
 
     /// Both products of a (301, 512) weight of type `dtype` with 1, 3 and 17 input rows, on
     /// 3 threads (301 rows split unevenly): within 1e-4 of candle's decode-then-matmul on
-    /// every instruction set this CPU has; the AVX builds agree exactly, and with the
-    /// portable build (no fused multiply-add) to 1e-5.
+    /// every instruction set this CPU has; the AVX builds on f32 inputs agree exactly, and
+    /// with the portable build (no fused multiply-add) to 1e-5.
     fn products_match_candle(dtype: GgmlDType, seed: u64) -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(3)
@@ -188,6 +223,10 @@ mod tests {
                 let what = format!("{dtype:?} m={m} {}", isa.name());
                 assert_close(&y, &want_y, 1e-4, &format!("{what} x W^T"));
                 assert_close(&dx, &want_dx, 1e-4, &format!("{what} g W"));
+                if isa == Isa::Avx512Vnni && w.repacked().is_some() {
+                    // Inputs rounded to 16 bits: close to candle's, not equal to f32 builds'.
+                    continue;
+                }
                 match &first {
                     None => first = Some((isa, y, dx)),
                     Some((_, y0, dx0)) if isa != Isa::Portable => {

@@ -4,9 +4,11 @@
 use super::format::QuantType;
 use super::isa::Isa;
 use super::kernels;
+use super::repack::Repacked;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result, Tensor};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// A frozen (rows = out, cols = in) weight matrix in a stored type (Q4_0, Q4_1, Q8_0, Q4_K,
 /// Q5_K, Q6_K, F16, BF16 or F32), row-major, each row a whole number of blocks.
@@ -16,6 +18,9 @@ pub struct QuantMatrix {
     rows: usize,
     cols: usize,
     data: Vec<u8>,
+    /// The weights repacked for integer dot products (`repack.rs`), made on first use by a
+    /// product that runs on them; `None` for the types that have no such layout.
+    repacked: OnceLock<Option<Repacked>>,
 }
 
 impl QuantMatrix {
@@ -49,6 +54,7 @@ impl QuantMatrix {
             rows,
             cols,
             data,
+            repacked: OnceLock::new(),
         })
     }
 
@@ -102,6 +108,13 @@ impl QuantMatrix {
         self.data.len()
     }
 
+    /// The weights repacked for the integer products (made on the first call: a copy of
+    /// about the stored size); `None` for the types other than Q4_0, Q4_1 and Q8_0.
+    pub(crate) fn repacked(&self) -> Option<&Repacked> {
+        let make = || Repacked::new(self.ty, &self.data, (self.rows, self.cols));
+        self.repacked.get_or_init(make).as_ref()
+    }
+
     /// The stored bytes, GGML's layout, row after row.
     pub fn bytes(&self) -> &[u8] {
         &self.data
@@ -143,7 +156,11 @@ impl QuantMatrix {
         for &p in perm {
             data.extend_from_slice(&self.data[p * rb..(p + 1) * rb]);
         }
-        Ok(Self { data, ..*self })
+        Ok(Self {
+            data,
+            repacked: OnceLock::new(),
+            ..*self
+        })
     }
 
     /// Undoes llama.cpp's Q/K row permutation for `n_head` heads, as `gguf::unpermute` does
