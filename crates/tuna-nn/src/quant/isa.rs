@@ -2,9 +2,10 @@
 //!
 //! The kernels are written once (`kernels.rs`) and compiled three times: with AVX-512, with
 //! AVX2 + FMA, and with nothing beyond the target's baseline; with AVX-512 VNNI, the 32-weight
-//! block types' decoding products run on integer dot products instead (`vnni.rs`). The best set this CPU has is
-//! detected on first use and cached; nothing is chosen with compile-time target features, so
-//! one x86-64 binary runs everywhere, and other targets build the portable path only.
+//! block types' decoding products run on integer dot products instead (`vnni.rs`). The best
+//! set this CPU has is detected on first use and cached; nothing is chosen with compile-time
+//! target features, so one x86-64 binary runs everywhere, and other targets build the
+//! portable path only.
 
 use std::sync::OnceLock;
 

@@ -8,6 +8,8 @@
 //! each group of weight rows read once for all of them (and each block of the 32-weight types
 //! decoded once per four or eight of them), and each output row equal bit for bit to the
 //! one-row product of its input. More rows go through decoded tiles and `gemm` (`panel.rs`).
+//! On AVX-512 VNNI, one and a few rows of Q4_0, Q4_1 and Q8_0 run on integer dot products
+//! instead (`int_rows`: repacked weights, inputs rounded to 16 bits), with the same promise.
 
 #[cfg(target_arch = "x86_64")]
 use super::int_inputs::IntInputs;

@@ -21,7 +21,7 @@ const INPUTS: usize = 8;
 
 /// Blocks ahead of the one computed that are prefetched (the weights are read once per step,
 /// from memory or the last-level cache).
-const AHEAD: usize = 2;
+const AHEAD: usize = 4;
 
 /// Where the products go: `m` rows of `n` values, row-major, shared by the threads that
 /// fill disjoint column ranges of it (the groups each computes).
