@@ -33,16 +33,17 @@ pub(crate) struct IntInputs {
 }
 
 impl IntInputs {
-    /// `x` (`m` rows of whole blocks of 32) rounded block by block. The CPU must have
-    /// AVX-512 (F and BW).
-    pub(crate) fn new(x: &[f32], m: usize) -> Self {
+    /// `x` (`m` rows of whole blocks of 32) rounded block by block.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW.
+    pub(crate) unsafe fn new(x: &[f32], m: usize) -> Self {
         let blocks = x.len() / m.max(1) / 32;
         let mut bytes = vec![0i8; x.len() * 2];
         let mut scales = Vec::with_capacity(x.len() / 32);
         let mut sums = Vec::with_capacity(x.len() / 32);
         for (block, out) in x.chunks_exact(32).zip(bytes.chunks_exact_mut(64)) {
-            // SAFETY: only the integer products use these inputs, and they run only where
-            // the CPU has AVX-512 VNNI (`Isa::Avx512Vnni`), hence F and BW.
+            // SAFETY: the caller guarantees AVX-512 F and BW.
             let (scale, total) = unsafe { round_block(block, out) };
             scales.push(scale);
             sums.push(scale * total as f32);
@@ -69,10 +70,11 @@ unsafe fn round_block(x: &[f32], out: &mut [i8]) -> (f32, i32) {
     if unordered != 0 || !top.is_finite() {
         return (f32::NAN, 0);
     }
-    if top == 0.0 {
+    let inv = LIMIT / top;
+    if !inv.is_finite() {
+        // Zero, or all below 1e-34 (the scale's inverse overflows): rounded to zero.
         return (0.0, 0);
     }
-    let inv = LIMIT / top;
     let (lim, neg) = (
         _mm512_set1_epi32(LIMIT as i32),
         _mm512_set1_epi32(-(LIMIT as i32)),
@@ -96,7 +98,8 @@ mod tests {
     use super::*;
 
     /// Each value is within 1.6e-5 of its block's largest as `scale * (256 hi + lo)`; a zero
-    /// block has scale 0; a block with a NaN or an infinity has a NaN scale.
+    /// block (or one of values too small to scale) has scale 0; a block with a NaN or an
+    /// infinity has a NaN scale.
     #[test]
     fn blocks_round_to_sixteen_bits() {
         if !crate::quant::Isa::Avx512.supported() {
@@ -109,7 +112,8 @@ mod tests {
         x[32..64].fill(0.0);
         let mut y = x.clone();
         y[70] = f32::INFINITY;
-        let xi = IntInputs::new(&x, 1);
+        // SAFETY: checked above.
+        let xi = unsafe { IntInputs::new(&x, 1) };
         assert_eq!((xi.blocks, xi.sums.len()), (3, 3));
         for b in [0, 2] {
             let block = &x[32 * b..32 * b + 32];
@@ -126,6 +130,13 @@ mod tests {
             .sum();
         assert_eq!(xi.sums[0], xi.scales[0] * total as f32);
         assert_eq!((xi.scales[1], xi.sums[1]), (0.0, 0.0));
-        assert!(IntInputs::new(&y, 1).scales[2].is_nan());
+        assert!(unsafe { IntInputs::new(&y, 1) }.scales[2].is_nan());
+        let tiny = [1e-38f32; 32];
+        let t = unsafe { IntInputs::new(&tiny, 1) };
+        assert_eq!(
+            (t.scales[0], t.sums[0]),
+            (0.0, 0.0),
+            "values below 1e-34 round to zero"
+        );
     }
 }

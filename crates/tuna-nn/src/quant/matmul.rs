@@ -167,7 +167,9 @@ impl QuantMatrix {
 /// and each output row the one-row product of its input (every input takes the same steps).
 #[cfg(target_arch = "x86_64")]
 fn int_rows(p: &Repacked, x: &[f32], m: usize, n: usize) -> Vec<f32> {
-    let xi = IntInputs::new(x, m);
+    // SAFETY: `Isa::Avx512Vnni` (AVX-512 F, BW and VNNI) is chosen only where the CPU has it
+    // (checked by `matmul_t_on`).
+    let xi = unsafe { IntInputs::new(x, m) };
     let threads = rayon::current_num_threads();
     let band = p.groups.div_ceil(4 * threads).max(MIN_BAND / ROWS);
     let mut y = vec![0f32; m * n];

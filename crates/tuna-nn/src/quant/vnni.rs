@@ -67,7 +67,7 @@ unsafe fn group<const R: usize>(p: &Repacked, g: usize, x: &IntInputs, r0: usize
     let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         let w = group[b * bs..].as_ptr();
-        // The block after next: a step's weights stream from memory.
+        // Four blocks ahead: a step's weights stream from memory.
         for line in (0..bs).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(AHEAD * bs + line) as *const i8);
         }
