@@ -91,9 +91,11 @@ fn stored_embedding_and_head_match_decoding_at_load() {
         let (lp_b, g_b) = norm_gradient(&mut stored, &ids);
         let d = relative_max_diff(&lp_a, &lp_b).unwrap();
         assert!(d < 1e-4, "{dtype:?}: log-probabilities differ by {d}");
+        // On AVX-512 VNNI the stored products round their inputs to 16 bits per block of 32
+        // (`tuna_nn::quant`), about 1e-4 of the gradient through the tiny model's layers.
         let d = relative_max_diff(&g_a, &g_b).unwrap();
         assert!(
-            d < 1e-4,
+            d < 5e-4,
             "{dtype:?}: a training step's gradient differs by {d}"
         );
     }
@@ -127,7 +129,8 @@ fn a_trained_embedding_is_decoded_and_stays_tied() {
     let ids = stored.tokenizer.encode_raw("the thin theme").unwrap();
     let (a, b) = (decoded.logits(&ids).unwrap(), stored.logits(&ids).unwrap());
     let d = relative_max_diff(&a, &b).unwrap();
-    assert!(d < 1e-4, "logits differ by {d}");
+    // The blocks still stored: their products' inputs rounded to 16 bits on AVX-512 VNNI.
+    assert!(d < 5e-4, "logits differ by {d}");
     // With the blocks decoded too, the output layer is the decoded table: the same logits.
     stored.network.dequantise().unwrap();
     let d = relative_max_diff(&a, &stored.logits(&ids).unwrap()).unwrap();
