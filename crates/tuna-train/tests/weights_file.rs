@@ -27,6 +27,8 @@ fn a_quantised_model_is_written_in_f32_one_weight_at_a_time() {
     let back = load_model(&out, &Device::Cpu).unwrap();
     let ids = m.tokenizer.encode_raw("the thin theme").unwrap();
     let (a, b) = (m.logits(&ids).unwrap(), back.logits(&ids).unwrap());
+    // The model's blocks are still stored: on AVX-512 VNNI their products round the inputs to
+    // 16 bits per block of 32 (`tuna_nn::quant`), about 1e-4 of the logits here.
     let d = relative_max_diff(&a, &b).unwrap();
-    assert!(d < 1e-4, "written checkpoint's logits differ by {d}");
+    assert!(d < 5e-4, "written checkpoint's logits differ by {d}");
 }
